@@ -1,0 +1,52 @@
+# The course's commands. Each sets up .venv first (pinned packages, kernel) if it is missing
+# or requirements.txt changed. Override the interpreter with `make PYTHON=python3.11 ...`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUTPUT := output
+export PYTHONDONTWRITEBYTECODE := 1
+# nbgrader runs `alembic` and Jupyter finds kernels through PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup release demo test lab calibrate clean help
+
+help:
+	@echo "make setup     install the pinned environment in $(VENV) and register its kernel"
+	@echo "make demo      regenerate the notebooks and run the instructor notebooks into $(OUTPUT)/"
+	@echo "make test      run the whole test suite (unit tests, nbval, release sync, autograding)"
+	@echo "make release   regenerate release/ (students) and notebooks/ (instructors) from source/"
+	@echo "make lab       start JupyterLab on the course"
+	@echo "make calibrate rerun the grading-threshold calibration (autograder/calibration/)"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 10), "Python 3.10+ needed, found " + sys.version' \
+		|| { echo "Set PYTHON to a Python 3.10-3.13 interpreter: make PYTHON=/path/to/python3.11 setup"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	# The kernel "python3" inside the venv runs the venv's Python, so notebooks find the pins.
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (deepnets course)"
+	$(BIN)/python tools/build_course.py --sources-only
+	touch $(STAMP)
+
+release: setup
+	$(BIN)/python tools/build_course.py
+
+demo: release
+	$(BIN)/python tools/run_notebooks.py --output $(OUTPUT) notebooks/*.ipynb
+
+test: setup
+	$(BIN)/python -m pytest tests --nbval-lax notebooks source -p no:cacheprovider
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=.
+
+calibrate: setup
+	$(BIN)/python autograder/calibrate.py
+
+clean:
+	rm -rf $(OUTPUT) build gradebook.db submitted autograded feedback

@@ -1,0 +1,41 @@
+"""Figures the lessons share: training curves of several models on one plot."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from deepnets.training import History
+
+
+def smooth(values, window: int) -> np.ndarray:
+    """Moving average over `window` steps (shorter at the start), so noisy losses read as a trend."""
+    values = np.asarray(values, dtype=float)
+    window = max(1, min(window, len(values)))
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    averaged = (cumulative[window:] - cumulative[:-window]) / window
+    head = cumulative[1:window] / np.arange(1, window)
+    return np.concatenate([head, averaged])
+
+
+def plot_training_curves(histories: dict[str, History], title: str = "Training curves"):
+    """Training loss per step and test accuracy per epoch, one line per model, on one figure."""
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(12, 4))
+    for name, history in histories.items():
+        steps = np.arange(1, len(history.step_loss) + 1)
+        window = max(1, len(steps) // 25)
+        line, = loss_axis.plot(steps, smooth(history.step_loss, window), label=name)
+        epochs = np.arange(1, len(history.test_accuracy) + 1)
+        steps_per_epoch = len(steps) / max(1, len(epochs))
+        accuracy_axis.plot(epochs * steps_per_epoch, history.test_accuracy, marker="o",
+                           color=line.get_color(), label=name)
+    loss_axis.set(xlabel="training step", ylabel="training loss (moving average)",
+                  yscale="log", title="Training loss")
+    accuracy_axis.set(xlabel="training step", ylabel="test accuracy (%)",
+                      title="Test accuracy after each epoch")
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,451 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] nbgrader={"grade_id": "title", "locked": true}
+# # Session 7 · Residual CNNs and batch normalization
+#
+# Why can't we just stack 100 convolutional layers? Deep plain networks are hard to train:
+# the signal that reaches the early layers during backpropagation can shrink (or blow up)
+# layer after layer. Two ideas changed that in 2015:
+#
+# * **Batch normalization** (Ioffe & Szegedy) re-centres and re-scales every layer's
+#   activations over the mini-batch, so each layer sees inputs of a steady scale.
+# * **Residual connections** (He et al., *Deep Residual Learning for Image Recognition*) let a
+#   block compute `ReLU(F(x) + x)`: the block only has to learn a correction `F(x)` to the
+#   identity, and the gradient has a direct path back through the `+ x`.
+#
+# In this exercise you build a small residual CNN with batch normalization for MNIST and
+# compare it with the plain CNN from Session 6.
+#
+# **Goals.** After this notebook you can
+# 1. implement a residual block with batch normalization in PyTorch,
+# 2. assemble it into a CNN whose shapes you can explain,
+# 3. compare two models fairly (same data, same seed, same training budget) and say what the
+#    numbers do and do not show.
+#
+# **Readings.** D2L [8.5 Batch Normalization](https://d2l.ai/chapter_convolutional-modern/batch-norm.html)
+# and [8.6 Residual Networks](https://d2l.ai/chapter_convolutional-modern/resnet.html).
+#
+# **How this notebook is graded.** Parts A and B are autograded: the cells after each task
+# are tests worth the points in the heading. Some tests are visible and you can run them now;
+# more are hidden and run when your notebook is graded. Part C is read by a person.
+# Before you submit, *Restart & Run All* (or press **Validate**) and check that no cell fails.
+
+# %% nbgrader={"grade_id": "setup", "locked": true}
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
+from deepnets.plots import plot_training_curves
+
+device = pick_device()
+print(f"Device: {device}")
+
+# How much training the notebook does. The budget is picked for you: 'quick' while nbgrader
+# validates or grades, 'demo' on a CPU, 'full' (the lesson plan's 5 epochs on all of MNIST)
+# on a GPU. Set the environment variable DEEPNETS_BUDGET to choose one yourself.
+budget = pick_budget(
+    quick=dict(train_size=2_000, test_size=1_000, epochs=1),
+    demo=dict(train_size=20_000, test_size=10_000, epochs=1),
+    full=dict(train_size=None, test_size=None, epochs=5),
+)
+mnist = load_mnist().subset(budget.train_size, budget.test_size)
+
+# %% [markdown] nbgrader={"grade_id": "baseline_intro", "locked": true}
+# ## The baseline: Session 6's CNN
+#
+# Two convolutions, each followed by ReLU and 2x2 max pooling, then a linear classifier.
+# It has no batch normalization and no skip connection. It is given; do not change it.
+
+# %% nbgrader={"grade_id": "baseline", "locked": true}
+class BaselineCNN(nn.Module):
+    """Session 6's CNN: two conv-ReLU-pool stages and a linear classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc = nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x):                        # x: (N, 1, 28, 28)
+        x = self.pool(F.relu(self.conv1(x)))     # (N, 16, 14, 14)
+        x = self.pool(F.relu(self.conv2(x)))     # (N, 32, 7, 7)
+        return self.fc(x.flatten(1))             # (N, 10)
+
+
+# %% tags=["nbval-check-output"] nbgrader={"grade_id": "baseline_summary", "locked": true}
+baseline_shape = BaselineCNN()(torch.zeros(2, 1, 28, 28)).shape
+print(f"BaselineCNN: output {tuple(baseline_shape)}, {count_parameters(BaselineCNN()):,} parameters")
+
+# %% [markdown] nbgrader={"grade_id": "part_a_task", "locked": true}
+# ## Part A: a residual block (7 points)
+#
+# Complete `ResidualBlock(channels)`. It keeps the number of channels and the image size:
+#
+# ```
+# x ──► conv1 (3x3) ─► bn1 ─► ReLU ─► conv2 (3x3) ─► bn2 ─► (+) ─► ReLU ─► out
+# │                                                          ▲
+# └──────────────────────── identity (skip) ─────────────────┘
+# ```
+#
+# * two 3x3 convolutions from `channels` to `channels`, with padding 1 so that the height and
+#   width do not change; name them `conv1` and `conv2`;
+# * a `BatchNorm2d` after each convolution, named `bn1` and `bn2`;
+# * the input `x` is added to the output of `bn2` (the skip connection), and ReLU comes
+#   **after** the addition.
+#
+# Tip: a convolution followed by BatchNorm does not need its own bias (`bias=False`):
+# BatchNorm subtracts the mean, which cancels any bias, and adds its own shift.
+
+# %% nbgrader={"grade_id": "residual_block", "solution": true}
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv + BatchNorm layers with an identity skip connection: ReLU(F(x) + x)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        out = F.relu(self.bn1(self.conv1(x)))   # (N, C, H, W)
+        out = self.bn2(self.conv2(out))         # (N, C, H, W): the residual F(x)
+        return F.relu(out + x)                  # not in place: x is needed for the gradient
+        ### END SOLUTION
+
+
+# %% [markdown] nbgrader={"grade_id": "part_a_try", "locked": true}
+# Try your block: a batch of 4 images with 8 channels should come out with the same shape.
+
+# %% nbgrader={"grade_id": "residual_block_try"}
+block = ResidualBlock(8)
+print(block)
+print("output shape:", tuple(block(torch.randn(4, 8, 28, 28)).shape))
+
+# %% nbgrader={"grade": true, "grade_id": "block_keeps_shape", "points": 1}
+"""The block's output has the shape of its input."""
+for channels, size in [(8, 28), (32, 14), (1, 7)]:
+    x = torch.randn(4, channels, size, size)
+    assert ResidualBlock(channels)(x).shape == x.shape, f"shape changed for input {tuple(x.shape)}"
+### BEGIN HIDDEN TESTS
+for batch, channels, height, width in [(1, 3, 5, 9), (2, 16, 28, 28), (7, 64, 4, 4), (3, 5, 11, 6)]:
+    x = torch.randn(batch, channels, height, width)
+    assert ResidualBlock(channels).eval()(x).shape == x.shape, f"shape changed for {tuple(x.shape)}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_has_convs_and_batchnorms", "points": 1}
+"""The block has two 3x3 convolutions, each followed by a BatchNorm2d over the same channels."""
+block = ResidualBlock(16)
+convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+norms = [m for m in block.modules() if isinstance(m, nn.BatchNorm2d)]
+assert len(convs) == 2, f"expected 2 Conv2d layers, found {len(convs)}"
+assert all(conv.kernel_size == (3, 3) for conv in convs), "both convolutions should be 3x3"
+assert all(conv.in_channels == conv.out_channels == 16 for conv in convs), "channels must not change"
+assert len(norms) == 2 and all(norm.num_features == 16 for norm in norms), "expected 2 BatchNorm2d(16)"
+
+# %% nbgrader={"grade": true, "grade_id": "block_skip_connection", "points": 1}
+"""With the residual branch switched off (bn2 scaled to zero), the block is ReLU(x): the skip."""
+from deepnets.checks import zero_residual_branch
+
+block = zero_residual_branch(ResidualBlock(8)).eval()
+x = torch.randn(2, 8, 10, 10)
+with torch.no_grad():
+    assert torch.allclose(block(x), F.relu(x)), "ResidualBlock does not add its input x back"
+### BEGIN HIDDEN TESTS
+block.train()
+with torch.no_grad():
+    assert torch.allclose(block(x), F.relu(x)), "in train mode the block does not return ReLU(x)"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_gradient_through_skip", "points": 1}
+"""The gradient reaches the input through the skip path even when the residual branch is off."""
+### BEGIN HIDDEN TESTS
+from deepnets.checks import zero_residual_branch
+
+block = zero_residual_branch(ResidualBlock(6)).train()
+x = torch.randn(3, 6, 9, 9, requires_grad=True)
+block(x).sum().backward()
+assert x.grad is not None, "no gradient reached the input"
+# d/dx sum(ReLU(0 + x)) is 1 where x > 0 and 0 elsewhere.
+assert torch.allclose(x.grad, (x > 0).float()), "the gradient does not flow through the skip path"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_relu_after_addition", "points": 1}
+"""ReLU comes after the addition: outputs are never negative, and negative inputs are cut."""
+### BEGIN HIDDEN TESTS
+torch.manual_seed(1)
+block = ResidualBlock(4)
+x = torch.randn(5, 4, 8, 8) * 3
+with torch.no_grad():
+    assert block(x).min() >= 0, "the block's output has negative values: ReLU must come last"
+    zeroed = zero_residual_branch(ResidualBlock(4))
+    assert (zeroed(-x.abs() - 0.1) == 0).all(), "negative inputs pass through: ReLU must come last"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_batchnorm_train_vs_eval", "points": 1}
+"""BatchNorm normalizes with batch statistics in train mode and running statistics in eval mode."""
+### BEGIN HIDDEN TESTS
+torch.manual_seed(2)
+block = ResidualBlock(4)
+x = torch.randn(8, 4, 6, 6) * 5 + 3  # far from BatchNorm's initial running statistics
+with torch.no_grad():
+    eval_out = block.eval()(x)
+    norms = [m for m in block.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [norm.running_mean.clone() for norm in norms]
+    train_out = block.train()(x)
+    assert not torch.allclose(train_out, eval_out, atol=1e-3), "train and eval mode give the same output"
+    assert any(not torch.equal(b, n.running_mean) for b, n in zip(before, norms)), \
+        "running statistics did not update in train mode"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_skip_is_identity", "points": 1}
+"""The skip path is the identity: it adds no parameters beyond the two conv and BN layers."""
+### BEGIN HIDDEN TESTS
+for channels in (4, 32):
+    block = ResidualBlock(channels)
+    bias_free = 2 * (9 * channels * channels) + 2 * (2 * channels)
+    with_bias = bias_free + 2 * channels
+    assert count_parameters(block) in (bias_free, with_bias), (
+        f"ResidualBlock({channels}) has {count_parameters(block)} parameters; two 3x3 convs and two "
+        f"BatchNorms have {bias_free} (or {with_bias} with conv biases)")
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade_id": "part_b_task", "locked": true}
+# ## Part B: a residual CNN (6 points)
+#
+# Complete `ResidualCNN()`, which maps a batch of MNIST images `(N, 1, 28, 28)` to class
+# scores `(N, 10)`:
+#
+# 1. a first convolution from 1 to 32 channels (3x3, padding 1), then BatchNorm and ReLU;
+# 2. a `ResidualBlock(32)` at 28x28;
+# 3. 2x2 max pooling (28x28 to 14x14);
+# 4. a second `ResidualBlock(32)` at 14x14;
+# 5. flatten and a linear layer to 10 classes.
+#
+# Write the shape after each step as a comment; it is the easiest way to get the
+# linear layer's input size right.
+
+# %% nbgrader={"grade_id": "residual_cnn", "solution": true}
+class ResidualCNN(nn.Module):
+    """conv-BN-ReLU, a residual block, max pooling, a second residual block, linear classifier."""
+
+    def __init__(self):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.res1 = ResidualBlock(32)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.res2 = ResidualBlock(32)
+        self.fc = nn.Linear(32 * 14 * 14, 10)
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        x = F.relu(self.bn1(self.conv1(x)))   # (N, 32, 28, 28)
+        x = self.res1(x)                      # (N, 32, 28, 28)
+        x = self.pool(x)                      # (N, 32, 14, 14)
+        x = self.res2(x)                      # (N, 32, 14, 14)
+        return self.fc(x.flatten(1))          # (N, 10)
+        ### END SOLUTION
+
+
+# %% nbgrader={"grade_id": "residual_cnn_try"}
+residual_model = ResidualCNN()
+print(residual_model)
+print("output shape:", tuple(residual_model(torch.zeros(2, 1, 28, 28)).shape))
+
+# %% nbgrader={"grade": true, "grade_id": "cnn_output_shape", "points": 1}
+"""ResidualCNN maps (N, 1, 28, 28) images to (N, 10) class scores."""
+model = ResidualCNN().eval()
+for batch in (1, 5, 64):
+    with torch.no_grad():
+        scores = model(torch.rand(batch, 1, 28, 28))
+    assert scores.shape == (batch, 10), f"batch of {batch}: expected {(batch, 10)}, got {tuple(scores.shape)}"
+### BEGIN HIDDEN TESTS
+model.train()
+for batch in (2, 17, 128):
+    scores = model(torch.rand(batch, 1, 28, 28))
+    assert scores.shape == (batch, 10), f"train mode, batch of {batch}: got {tuple(scores.shape)}"
+    assert torch.isfinite(scores).all(), "the scores contain NaN or infinity"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "cnn_parameter_count", "points": 1}
+"""ResidualCNN has a sane number of parameters for this design (about 100,000)."""
+n_parameters = count_parameters(ResidualCNN())
+assert 50_000 <= n_parameters <= 200_000, f"{n_parameters:,} parameters is far from the design's ~100,000"
+
+# %% nbgrader={"grade": true, "grade_id": "cnn_built_from_residual_blocks", "points": 1}
+"""ResidualCNN contains two ResidualBlocks and a BatchNorm after its first convolution."""
+### BEGIN HIDDEN TESTS
+model = ResidualCNN()
+blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+assert len(blocks) >= 2, f"expected two ResidualBlocks, found {len(blocks)}"
+assert len(norms) >= 2 * len(blocks) + 1, "expected a BatchNorm after the first convolution too"
+assert any(isinstance(m, nn.MaxPool2d) for m in model.modules()), "expected a max-pooling layer"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "cnn_gradient_reaches_first_layer", "points": 1}
+"""A backward pass gives every parameter, the first convolution's included, a non-zero gradient."""
+### BEGIN HIDDEN TESTS
+torch.manual_seed(3)
+model = ResidualCNN().train()
+F.cross_entropy(model(torch.rand(16, 1, 28, 28)), torch.randint(0, 10, (16,))).backward()
+first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+assert first_conv.weight.grad is not None and first_conv.weight.grad.abs().sum() > 0, \
+    "no gradient reaches the first convolution"
+silent = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+assert not silent, f"these parameters get no gradient: {silent}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "cnn_learns_mnist", "points": 2}
+"""Trained by the grader (fixed data, seed and budget), ResidualCNN reaches 95% test accuracy."""
+### BEGIN HIDDEN TESTS
+from deepnets.checks import controlled_accuracy
+
+accuracy = controlled_accuracy(ResidualCNN, seed=0)
+print(f"test accuracy after the grader's training: {accuracy:.1f}%")
+assert accuracy >= 95.0, f"{accuracy:.1f}% is below the 95.0% a correct ResidualCNN reaches"
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade_id": "part_c_intro", "locked": true}
+# ## Training both models, fairly
+#
+# A comparison says something only if the two runs differ in the model alone. Both models
+# below see the same images in the same order (same seed), with the same optimizer (Adam,
+# learning rate 0.001), batch size (128) and number of epochs. The progress bar shows each
+# run as it goes.
+
+# %% nbgrader={"grade_id": "train_both"}
+histories, parameters = {}, {}
+for name, model_class in [("BaselineCNN", BaselineCNN), ("ResidualCNN", ResidualCNN)]:
+    set_seed(0)  # the same initial random state for both models
+    model = model_class()
+    parameters[name] = count_parameters(model)
+    histories[name] = fit(model, mnist, epochs=budget.epochs, batch_size=128, lr=1e-3,
+                          seed=0, device=device, name=name)
+
+# %% nbgrader={"grade_id": "compare_both"}
+test_images = len(mnist.test_labels)
+print(f"{'model':<12} {'parameters':>10} {'test accuracy':>14} {'last epoch loss':>16} {'seconds':>8}")
+for name, history in histories.items():
+    print(f"{name:<12} {parameters[name]:>10,} {history.final_test_accuracy:>13.2f}% "
+          f"{history.epoch_loss[-1]:>16.4f} {history.seconds:>8.1f}")
+
+difference = histories["ResidualCNN"].final_test_accuracy - histories["BaselineCNN"].final_test_accuracy
+# The standard error of an accuracy p measured on n test images is sqrt(p (1 - p) / n); for the
+# difference of two such accuracies it is about sqrt(2) times that.
+p = histories["BaselineCNN"].final_test_accuracy / 100
+noise = 100 * (2 * p * (1 - p) / test_images) ** 0.5
+verdict = "larger" if abs(difference) > 2 * noise else "not larger"
+print(f"\nResidualCNN - BaselineCNN: {difference:+.2f} percentage points on {test_images:,} test images;")
+print(f"two standard errors of that difference are {2 * noise:.2f} points, so the gap is {verdict} "
+      "than test-set noise alone.")
+plot_training_curves(histories, title=f"BaselineCNN vs ResidualCNN ({budget.name} budget)");
+
+# %% [markdown] nbgrader={"grade_id": "part_c_task", "locked": true}
+# ## Part C: reflection (10 points)
+#
+# Answer each question in a few sentences, using the numbers and the plot above. Say what your
+# run shows and what it cannot show. Points are given for reasoning from evidence, not for
+# length. (If you ran the quick budget, rerun with `DEEPNETS_BUDGET=demo` first.)
+#
+# **1. Did your ResidualCNN outperform the baseline CNN, and did it train faster or more
+# stably? By how much, and is the gap bigger than the noise?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_outperform", "points": 2, "solution": true}
+# Model answer: in the demo budget (20,000 images, one epoch) ResidualCNN usually ends about
+# one point higher and its loss falls faster in the first hundred steps; the exact gap varies.
+# A gap under two standard errors (printed above) is not evidence of a difference.
+#
+# Mark scheme: 1 point for quoting both accuracies (or the gap) from their own run and
+# commenting on the curves (speed or smoothness of the loss); 1 point for judging the gap
+# against noise or seed variation, or noting that a single run on MNIST cannot separate
+# models that both reach about 98-99%.
+
+# %% [markdown] nbgrader={"grade_id": "reflection_2_question", "locked": true}
+# **2. How does batch normalization change the training dynamics (stability, the learning
+# rates it tolerates, speed of convergence)? What in this comparison can, and cannot, be put
+# down to BatchNorm?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_batchnorm", "points": 2, "solution": true}
+# Model answer: BatchNorm keeps each layer's inputs at zero mean and unit variance over the
+# batch, so the scale of activations (and of gradients) does not drift from layer to layer; this
+# allows larger learning rates and usually gives a faster, smoother drop in loss. In this
+# comparison the two models also differ in depth, width and skip connections, so the
+# difference cannot be attributed to BatchNorm alone: that would need the same model with and
+# without BatchNorm.
+#
+# Mark scheme: 1 point for a correct mechanism (normalizing activations with batch statistics,
+# learnable scale and shift, running statistics in eval mode; effect on stability or learning
+# rate); 1 point for noticing the confound (several things change at once).
+
+# %% [markdown] nbgrader={"grade_id": "reflection_3_question", "locked": true}
+# **3. Why do skip connections help deeper networks train better?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_skip", "points": 2, "solution": true}
+# Model answer: the output of a block is x + F(x), so its derivative with respect to x is
+# I + dF/dx: the gradient always has a direct path through the identity and does not have to
+# pass through every layer's weights and non-linearities, where it can shrink layer after
+# layer. A block that is not needed can also learn F(x) = 0 and pass its input on unchanged,
+# so adding blocks should not make the best reachable training loss worse.
+#
+# Mark scheme: 1 point for the gradient argument (identity term in the derivative, gradients
+# not multiplied through every layer); 1 point for the "easy identity" argument (learning a
+# residual near zero is easier than learning the identity with a stack of layers), or for
+# connecting it to the degradation of deep plain networks.
+
+# %% [markdown] nbgrader={"grade_id": "reflection_4_question", "locked": true}
+# **4. Compare the parameter counts: which model is more efficient, and where do
+# ResidualCNN's parameters sit?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_parameters", "points": 2, "solution": true}
+# Model answer: BaselineCNN has 20,490 parameters; ResidualCNN about 100,000, roughly five
+# times as many, and 62,730 of them are in the final linear layer (32 x 14 x 14 inputs times
+# 10 outputs, plus biases), because ResidualCNN pools only once. For about a point of
+# accuracy (if the gap is real) it pays five times the parameters and many more
+# multiply-adds per image, so per parameter the baseline is more efficient.
+#
+# Mark scheme: 1 point for both counts and the ratio; 1 point for locating the parameters
+# (the linear layer dominates) or for a reasoned efficiency judgement (accuracy per parameter
+# or per unit of compute).
+
+# %% [markdown] nbgrader={"grade_id": "reflection_5_question", "locked": true}
+# **5. What is the relationship between residuals and the identity mapping?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_identity", "points": 2, "solution": true}
+# Model answer: a residual block computes H(x) = F(x) + x, so F(x) = H(x) - x is the residual:
+# what the block must add to its input. When the best mapping is close to the identity, the
+# block only needs F(x) close to 0, which weight decay and a small initialisation favour. Our
+# tests show the same thing: with the branch switched off, the block returns ReLU(x).
+#
+# Mark scheme: 1 point for H(x) = F(x) + x with F as the residual (difference from the
+# identity); 1 point for why that makes the identity (or near-identity) easy to represent.
+
+# %% [markdown] nbgrader={"grade_id": "wrap_up", "locked": true}
+# ## Wrap-up
+#
+# * **Vanishing gradients**: in deep plain networks the early layers can get gradients too
+#   small to learn from.
+# * **Batch normalization** keeps each layer's activations at a steady scale, which
+#   stabilizes training.
+# * **Residual connections** give gradients a shortcut and make the identity easy to learn;
+#   that is what made networks of 100 layers and more trainable.
+#
+# Next session: transfer learning with CNNs pretrained on ImageNet, such as ResNet.
