@@ -12,6 +12,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import build_course  # noqa: E402
 
 LESSONS = sorted((REPO / "source").glob("*/*.py"))
+ASSIGNMENT_LESSONS = [lesson for lesson in LESSONS if lesson.parent.name != build_course.DEMOS]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_there_are_lessons():
     assert LESSONS, "no source/<assignment>/*.py lessons"
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("lesson", ASSIGNMENT_LESSONS, ids=lambda p: p.parent.name)
 def test_release_is_in_sync_with_source(regenerated, lesson):
     relative = Path("release") / lesson.parent.name / f"{lesson.stem}.ipynb"
     assert (REPO / relative).exists(), f"{relative} is missing: run `make release`"
@@ -44,21 +45,21 @@ def test_release_is_in_sync_with_source(regenerated, lesson):
     assert committed == fresh, f"{relative} is stale or was edited by hand: run `make release`"
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
 def test_instructor_copy_is_in_sync_with_source(regenerated, lesson):
     relative = Path("notebooks") / f"{lesson.stem}.ipynb"
     assert cells(REPO / relative) == cells(regenerated / relative), \
         f"{relative} is stale or was edited by hand: run `make release`"
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("lesson", ASSIGNMENT_LESSONS, ids=lambda p: p.parent.name)
 def test_source_notebook_is_in_sync_with_its_percent_file(lesson):
     notebook = lesson.with_suffix(".ipynb")
     assert cells(notebook) == [(c.cell_type, c.source, c.metadata)
                                for c in build_course.source_notebook(lesson).cells]
 
 
-@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("lesson", ASSIGNMENT_LESSONS, ids=lambda p: p.parent.name)
 def test_release_holds_no_solution_and_no_hidden_test(lesson):
     release = REPO / "release" / lesson.parent.name / f"{lesson.stem}.ipynb"
     text = "\n".join(source for _, source, _ in cells(release))

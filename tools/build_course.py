@@ -6,7 +6,8 @@ Lessons are authored as jupytext percent files, source/<assignment>/<notebook>.p
 1. source/<assignment>/<notebook>.ipynb, the notebook nbgrader reads (never edited by hand);
 2. release/<assignment>/<notebook>.ipynb, the student version, by `nbgrader generate_assignment`;
 3. notebooks/<notebook>.ipynb, the instructor copy: the full solution without nbgrader's markers
-   or metadata. Cells tagged `nbval-check-output` keep the outputs of a quick-budget run, which
+   or metadata. Lessons in source/demos/ are instructor demos, not assignments: they get only
+   this copy. Cells tagged `nbval-check-output` keep the outputs of a quick-budget run, which
    nbval then checks exactly; every other output is left empty.
 """
 
@@ -24,6 +25,7 @@ import nbformat
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK_OUTPUT_TAG = "nbval-check-output"
+DEMOS = "demos"  # source/demos/*.py: instructor demos, no nbgrader assignment
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 NBGRADER_DEFAULTS = {"grade": False, "solution": False, "task": False, "schema_version": 3}
 JUPYTEXT_ONLY_METADATA = ("lines_to_next_cell", "cell_marker")
@@ -117,7 +119,8 @@ def build(course: Path, assignments: list[str], execute: bool, sources_only: boo
     if not lessons:
         sys.exit(f"No lessons (source/<assignment>/*.py) found under {course}")
     for lesson in lessons:
-        write(source_notebook(lesson), lesson.with_suffix(".ipynb"))
+        if lesson.parent.name != DEMOS:
+            write(source_notebook(lesson), lesson.with_suffix(".ipynb"))
     if sources_only:
         return
     for lesson in lessons:
@@ -127,8 +130,8 @@ def build(course: Path, assignments: list[str], execute: bool, sources_only: boo
             (course / "notebooks").mkdir(exist_ok=True)
             keep_checked_outputs(instructor, course / "notebooks")
         write(instructor, course / "notebooks" / f"{lesson.stem}.ipynb")
-        print(f"{assignment}: source/{assignment}/{lesson.stem}.ipynb, notebooks/{lesson.stem}.ipynb")
-    for assignment in sorted({lesson.parent.name for lesson in lessons}):
+        print(f"{assignment}: notebooks/{lesson.stem}.ipynb")
+    for assignment in sorted({lesson.parent.name for lesson in lessons} - {DEMOS}):
         subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment,
                         "--force", "--log-level=WARN"], cwd=course, check=True, env=with_venv_on_path())
         print(f"{assignment}: release/{assignment}/")
