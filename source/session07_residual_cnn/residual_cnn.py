@@ -448,4 +448,11 @@ plot_training_curves(histories, title=f"BaselineCNN vs ResidualCNN ({budget.name
 # * **Residual connections** give gradients a shortcut and make the identity easy to learn;
 #   that is what made networks of 100 layers and more trainable.
 #
+# **Before you submit, check that you can:**
+# - [ ] explain each line of your `ResidualBlock.forward`, and why ReLU comes after the addition;
+# - [ ] give the shape after every layer of your `ResidualCNN`;
+# - [ ] say what BatchNorm does differently in `model.train()` and `model.eval()`;
+# - [ ] point to the numbers or the curve behind each of your reflection answers;
+# - [ ] run *Restart & Run All* (or **Validate**) without an error.
+#
 # Next session: transfer learning with CNNs pretrained on ImageNet, such as ResNet.
