@@ -42,8 +42,11 @@ demo: release
 test: setup
 	$(BIN)/python -m pytest tests --nbval-lax notebooks source -p no:cacheprovider
 
+# JupyterLab refuses to run as root unless told to (containers, CI).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=.
+	$(BIN)/jupyter lab --ServerApp.root_dir=. $(ALLOW_ROOT) $(LAB_ARGS)
 
 calibrate: setup
 	$(BIN)/python autograder/calibrate.py

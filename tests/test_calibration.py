@@ -17,15 +17,17 @@ def test_recorded_threshold_is_the_one_the_hidden_test_uses():
     assert RESULTS["threshold"] == calibrate.notebook_threshold()
 
 
-def test_correct_models_pass_on_20_seeds_and_broken_ones_never_pass():
+def test_correct_models_always_pass_and_broken_ones_never_pass():
     runs = RESULTS["runs"]
+    assert len(runs["course solution"]["accuracies"]) >= 20, "the solution needs 20 seeds"
     correct = [run for run in runs.values() if run["should_pass"]]
     broken = [run for run in runs.values() if not run["should_pass"]]
     assert len(correct) >= 2 and len(broken) >= 2
     for run in correct:
-        assert len(run["accuracies"]) >= 20
+        assert len(run["accuracies"]) >= 10
         assert min(run["accuracies"]) >= RESULTS["threshold"]
     for run in broken:
+        assert len(run["accuracies"]) >= 10
         assert max(run["accuracies"]) < RESULTS["threshold"]
 
 

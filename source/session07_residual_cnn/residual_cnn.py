@@ -315,13 +315,13 @@ assert not silent, f"these parameters get no gradient: {silent}"
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "cnn_learns_mnist", "points": 2}
-"""Trained by the grader (fixed data, seed and budget), ResidualCNN reaches 95% test accuracy."""
+"""Trained by the grader (fixed data, seed and budget), ResidualCNN reaches 95.5% test accuracy."""
 ### BEGIN HIDDEN TESTS
 from deepnets.checks import controlled_accuracy
 
 accuracy = controlled_accuracy(ResidualCNN, seed=0)
 print(f"test accuracy after the grader's training: {accuracy:.1f}%")
-assert accuracy >= 95.0, f"{accuracy:.1f}% is below the 95.0% a correct ResidualCNN reaches"
+assert accuracy >= 95.5, f"{accuracy:.1f}% is below the 95.5% a correct ResidualCNN reaches"
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade_id": "part_c_intro", "locked": true}
@@ -370,9 +370,12 @@ plot_training_curves(histories, title=f"BaselineCNN vs ResidualCNN ({budget.name
 # stably? By how much, and is the gap bigger than the noise?** (2 points)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_outperform", "points": 2, "solution": true}
-# Model answer: in the demo budget (20,000 images, one epoch) ResidualCNN usually ends about
-# one point higher and its loss falls faster in the first hundred steps; the exact gap varies.
-# A gap under two standard errors (printed above) is not evidence of a difference.
+# Model answer (from one demo-budget run: 20,000 images, one epoch, seed 0): ResidualCNN
+# reached 95.9% test accuracy against BaselineCNN's 92.7%, a gap of 3.2 points where two
+# standard errors were 0.7, so the gap is more than test-set noise. Its training loss fell
+# much sooner (below 0.5 within about 20 steps; the baseline needed about 60), after a brief
+# rise in the first few steps. One seed and one epoch do not show how the gap behaves with
+# longer training, where both models approach 99%.
 #
 # Mark scheme: 1 point for quoting both accuracies (or the gap) from their own run and
 # commenting on the curves (speed or smoothness of the loss); 1 point for judging the gap
