@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # nbgrader runs `alembic` and Jupyter finds kernels through PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup release demo test lab calibrate clean help
+.PHONY: setup release demo test test-browser lab calibrate clean help
 
 help:
 	@echo "make setup     install the pinned environment in $(VENV) and register its kernel"
@@ -40,7 +40,12 @@ demo: release
 	$(BIN)/python tools/run_notebooks.py --output $(OUTPUT) notebooks/*.ipynb
 
 test: setup
-	$(BIN)/python -m pytest tests --nbval-lax notebooks source -p no:cacheprovider
+	$(BIN)/python -m pytest tests --nbval-lax notebooks source -p no:cacheprovider \
+		--ignore=tests/test_browser.py
+
+# The JupyterLab browser test (work in progress, not yet in `make test`): needs Debian's chromium.
+test-browser: setup
+	$(BIN)/python -m pytest tests/test_browser.py -p no:cacheprovider
 
 # JupyterLab refuses to run as root unless told to (containers, CI).
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
