@@ -17,8 +17,9 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Grading budget: one completed notebook autogrades in well under a minute on 2 CPU cores;
-# a cell that runs past this is stopped, so one slow submission cannot hold up the class.
-c.Execute.timeout = 120
+# a cell that runs past this (5 minutes, for slow or shared machines) is stopped, so one
+# runaway submission cannot hold up the class.
+c.Execute.timeout = 300
 c.Execute.interrupt_on_timeout = True
 # Student notebooks run the training cells in the quick budget while validated or autograded
 # (deepnets.pick_budget reads NBGRADER_EXECUTION, which nbgrader sets).
