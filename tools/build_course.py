@@ -101,6 +101,7 @@ def keep_checked_outputs(notebook: nbformat.NotebookNode, run_dir: Path) -> None
     for cell, ran in zip(notebook.cells, executed.cells):
         if cell.cell_type == "code" and CHECK_OUTPUT_TAG in cell.metadata.get("tags", []):
             cell.outputs = [output for output in ran.outputs if output.get("name") != "stderr"]
+            cell.execution_count = ran.execution_count  # nbval skips cells that never ran
 
 
 def write(notebook: nbformat.NotebookNode, path: Path) -> None:
