@@ -36,9 +36,11 @@ def read_lesson(lesson: Path) -> nbformat.NotebookNode:
     notebook = jupytext.read(lesson)
     notebook.metadata.pop("jupytext", None)
     notebook.metadata["language_info"] = {"name": "python"}
-    for cell in notebook.cells:
+    for index, cell in enumerate(notebook.cells):
         for key in JUPYTEXT_ONLY_METADATA:
             cell.metadata.pop(key, None)
+        # Stable ids (nbformat would draw random ones), so a rebuild reproduces release/ exactly.
+        cell.id = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell-{index}"
     return notebook
 
 
