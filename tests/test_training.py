@@ -142,3 +142,30 @@ def test_smooth_and_plot(sample):
     history = fit(TinyCNN(), sample.subset(100, 50), epochs=2, device="cpu", progress=False)
     figure = plot_training_curves({"a": history, "b": history})
     assert [len(axis.lines) for axis in figure.axes] == [2, 2]
+
+
+def test_on_step_sees_every_step_and_sync_every_keeps_the_history(sample):
+    seen = []
+    set_seed(0)
+    eager = fit(TinyCNN(), sample.subset(200, 50), epochs=2, batch_size=50, device="cpu",
+                progress=False, on_step=lambda step, history: seen.append((step, len(history.step_loss))))
+    assert [step for step, _ in seen] == list(range(1, 9))
+    assert [synced for _, synced in seen] == list(range(1, 9)), "on the CPU every step is synced"
+    set_seed(0)
+    batched = fit(TinyCNN(), sample.subset(200, 50), epochs=2, batch_size=50, device="cpu",
+                  progress=False, sync_every=3)
+    assert batched.step_loss == eager.step_loss and batched.epoch_loss == eager.epoch_loss
+    assert batched.train_accuracy == eager.train_accuracy
+
+
+def test_compile_trains_through_torch_compile(sample, monkeypatch):
+    compiled = []
+
+    def fake_compile(model):
+        compiled.append(model)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model = TinyCNN()
+    history = fit(model, sample.subset(100, 50), epochs=1, device="cpu", progress=False, compile=True)
+    assert compiled == [model] and len(history.step_loss) == 1
