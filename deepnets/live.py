@@ -32,20 +32,26 @@ class LiveCurves:
             fit(model, data, on_step=live.track("depth 20", panel="plain"))
 
     Each panel is one axis (shared log-scale loss axis); the last redraw happens when the
-    `with` block ends, so the notebook keeps the final figure.
+    `with` block ends, so the notebook keeps the final figure. Redraws are spaced so that
+    drawing takes at most about a tenth of the time.
     """
 
     def __init__(self, panels=("training loss",), title: str = "", every_seconds: float = 3.0,
-                 window: int = 20, ylim: tuple[float, float] | None = None):
-        self.every_seconds, self.window, self.ylim = every_seconds, window, ylim
+                 window: int = 20):
+        self.every_seconds, self.window = every_seconds, window
         self.figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 1, 4),
                                          sharey=True, squeeze=False)
         self.axes = dict(zip(panels, axes[0]))
-        self.runs: dict[str, tuple[str, History]] = {}
+        for panel, axis in self.axes.items():
+            axis.set(title=panel, xlabel="training step", yscale="log")
+            axis.grid(alpha=0.3, which="both")
+        next(iter(self.axes.values())).set_ylabel(f"training loss (mean of {window} steps)")
         if title:
             self.figure.suptitle(title)
-        self._last_draw = 0.0
-        self._draw()
+        self.figure.tight_layout()
+        self.runs: dict[str, tuple[str, History]] = {}
+        self.lines: dict[str, plt.Line2D] = {}
+        self._next_draw = 0.0
         self._handle = _show(self.figure)
 
     def track(self, name: str, panel: str | None = None):
@@ -56,34 +62,39 @@ class LiveCurves:
 
         def on_step(step: int, history: History) -> None:
             self.runs[name] = (panel, history)
-            if time.perf_counter() - self._last_draw >= self.every_seconds:
+            if time.perf_counter() >= self._next_draw:
                 self.update()
 
         return on_step
 
     def update(self) -> None:
         """Redraw every run now."""
+        start = time.perf_counter()
         self._draw()
         if self._handle is not None:
             self._handle.update(self.figure)
+        took = time.perf_counter() - start
+        self._next_draw = time.perf_counter() + max(self.every_seconds, 10 * took)
 
     def _draw(self) -> None:
-        for panel, axis in self.axes.items():
-            axis.clear()
-            for name, (run_panel, history) in self.runs.items():
-                if run_panel == panel and history.step_loss:
-                    steps = np.arange(1, len(history.step_loss) + 1)
-                    axis.plot(steps, smooth(history.step_loss, self.window), label=name)
-            axis.set(title=panel, xlabel="training step", yscale="log")
-            axis.grid(alpha=0.3, which="both")
-            if axis.lines:
+        new_lines = False
+        for name, (panel, history) in self.runs.items():
+            if not history.step_loss:
+                continue
+            steps = np.arange(1, len(history.step_loss) + 1)
+            values = smooth(history.step_loss, self.window)
+            if name not in self.lines:
+                self.lines[name], = self.axes[panel].plot(steps, values, label=name)
+                new_lines = True
+            else:
+                self.lines[name].set_data(steps, values)
+        for axis in self.axes.values():
+            axis.relim()
+            axis.autoscale_view()
+            if new_lines and axis.lines:
                 axis.legend(fontsize=8)
-        first = next(iter(self.axes.values()))
-        first.set_ylabel(f"training loss (mean of {self.window} steps)")
-        if self.ylim:
-            first.set_ylim(*self.ylim)
-        self.figure.tight_layout()
-        self._last_draw = time.perf_counter()
+        if new_lines:
+            self.figure.tight_layout()
 
     def __enter__(self) -> "LiveCurves":
         return self

@@ -26,10 +26,13 @@ def test_redraws_wait_for_the_timer_and_the_end_of_the_block():
     live = LiveCurves(every_seconds=3600)
     on_step = live.track("run")
     history = history_of([1.0])
-    on_step(1, history)
-    assert not live.axes["training loss"].lines, "redrew before its timer"
+    on_step(1, history)  # the first step draws at once
+    history.step_loss.extend([0.5, 0.25])
+    on_step(3, history)
+    (line,) = live.axes["training loss"].lines
+    assert len(line.get_xdata()) == 1, "redrew before its timer"
     live.__exit__(None, None, None)
-    assert len(live.axes["training loss"].lines) == 1
+    assert len(line.get_xdata()) == 3
 
 
 def test_unknown_panel_is_a_clear_error():
