@@ -6,6 +6,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FormatStrFormatter
 
 from deepnets.plots import smooth
 from deepnets.training import History
@@ -45,12 +46,14 @@ class LiveCurves:
         for panel, axis in self.axes.items():
             axis.set(title=panel, xlabel="training step", yscale="log")
             axis.grid(alpha=0.3, which="both")
+            for ticks in (axis.yaxis.set_major_formatter, axis.yaxis.set_minor_formatter):
+                ticks(FormatStrFormatter("%.2g"))  # 0.5, not 5 x 10^-1
         next(iter(self.axes.values())).set_ylabel(f"training loss (mean of {window} steps)")
         if title:
             self.figure.suptitle(title)
         self.figure.tight_layout()
-        self.runs: dict[str, tuple[str, History]] = {}
-        self.lines: dict[str, plt.Line2D] = {}
+        self.runs: dict[tuple[str, str], History] = {}  # (panel, name) -> its history
+        self.lines: dict[tuple[str, str], plt.Line2D] = {}
         self._next_draw = 0.0
         self._handle = _show(self.figure)
 
@@ -61,7 +64,7 @@ class LiveCurves:
             raise ValueError(f"no panel {panel!r}; the panels are {list(self.axes)}")
 
         def on_step(step: int, history: History) -> None:
-            self.runs[name] = (panel, history)
+            self.runs[panel, name] = history
             if time.perf_counter() >= self._next_draw:
                 self.update()
 
@@ -78,16 +81,16 @@ class LiveCurves:
 
     def _draw(self) -> None:
         new_lines = False
-        for name, (panel, history) in self.runs.items():
+        for (panel, name), history in self.runs.items():
             if not history.step_loss:
                 continue
             steps = np.arange(1, len(history.step_loss) + 1)
             values = smooth(history.step_loss, self.window)
-            if name not in self.lines:
-                self.lines[name], = self.axes[panel].plot(steps, values, label=name)
+            if (panel, name) not in self.lines:
+                self.lines[panel, name], = self.axes[panel].plot(steps, values, label=name)
                 new_lines = True
             else:
-                self.lines[name].set_data(steps, values)
+                self.lines[panel, name].set_data(steps, values)
         for axis in self.axes.values():
             axis.relim()
             axis.autoscale_view()

@@ -16,8 +16,9 @@ def test_runs_are_drawn_in_their_panels():
     with LiveCurves(panels=["plain", "residual"], every_seconds=0) as live:
         live.track("depth 8", panel="plain")(3, history_of([2.3, 2.0, 1.5]))
         live.track("depth 56", panel="plain")(2, history_of([2.3, 2.3]))
+        live.track("depth 8", panel="residual")(2, history_of([2.3, 1.0]))  # same name, other panel
         live.track("depth 56", panel="residual")  # a callback that never ran draws nothing
-    assert [len(axis.lines) for axis in live.axes.values()] == [2, 0]
+    assert [len(axis.lines) for axis in live.axes.values()] == [2, 1]
     assert [text.get_text() for text in live.axes["plain"].get_legend().get_texts()] == \
         ["depth 8", "depth 56"]
 

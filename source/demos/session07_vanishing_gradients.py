@@ -49,7 +49,7 @@ budget = pick_budget(
     quick=dict(seed_train=1_000, seed_epochs=1, test_size=500, depths=(6, 20, 56), grad_images=32,
                stuck_train=640, deep_train=640, stack_batch=64, stack_epochs=1, trained_depths=(6, 20)),
     demo=dict(seed_train=4_000, seed_epochs=1, test_size=1_000, depths=(6, 20, 56), grad_images=128,
-              stuck_train=7_680, deep_train=10_240, stack_batch=64, stack_epochs=1,
+              stuck_train=7_680, deep_train=8_192, stack_batch=64, stack_epochs=1,
               trained_depths=(20, 56)),
     full=dict(seed_train=None, seed_epochs=5, test_size=None, depths=(6, 20, 56), grad_images=512,
               stuck_train=None, deep_train=None, stack_batch=128, stack_epochs=2,
@@ -261,6 +261,11 @@ for activation in ACTIVATIONS:
         print(f"{activation + ', ' + variant:<32}" + "".join(
             f"{first_layer(init_norms[activation, variant, d]):>12.1e}" for d in budget.depths))
 
+def times(ratio):
+    """'40 times', or '3e+08 times' for a ratio too large to read as digits."""
+    return f"{ratio:,.0f} times" if ratio < 10_000 else f"{ratio:.0e} times"
+
+
 deepest, shallowest = max(budget.depths), min(budget.depths)
 print()
 for activation in ACTIVATIONS:
@@ -270,9 +275,9 @@ for activation in ACTIVATIONS:
         if deep == 0:
             change = "is exactly 0"
         elif deep < shallow / 10:
-            change = f"is {shallow / deep:.0e} times smaller than at depth {shallowest}"
+            change = f"is {times(shallow / deep)} smaller than at depth {shallowest}"
         elif deep > shallow * 10:
-            change = f"is {deep / shallow:.0e} times larger than at depth {shallowest}"
+            change = f"is {times(deep / shallow)} larger than at depth {shallowest}"
         else:
             change = f"is within a factor of 10 of depth {shallowest}'s ({deep:.1e} against {shallow:.1e})"
         print(f"{activation}, {variant}: at depth {deepest} the first layer's gradient {change}.")
@@ -347,9 +352,10 @@ for variant in ("plain + BatchNorm", "residual + BatchNorm"):
     losses = {d: final_loss(stack_histories[f"{variant}, depth {d}"]) for d in (shallow, deep)}
     accuracies = {d: stack_histories[f"{variant}, depth {d}"].final_test_accuracy for d in (shallow, deep)}
     ratio = losses[deep] / losses[shallow]
-    verdict = "higher" if ratio > 1.1 else "lower" if ratio < 1 / 1.1 else "about the same (within 10%)"
+    verdict = ("the deeper one ends higher" if ratio > 1.1 else "the deeper one ends lower" if ratio < 1 / 1.1
+               else "the two end within 10% of each other")
     print(f"{variant}: final training loss {losses[shallow]:.3f} at depth {shallow}, "
-          f"{losses[deep]:.3f} at depth {deep}, so the deeper one ends {verdict}; "
+          f"{losses[deep]:.3f} at depth {deep}, so {verdict}; "
           f"test accuracy {accuracies[shallow]:.1f}% and {accuracies[deep]:.1f}%.")
 
 # %% [markdown]
@@ -390,8 +396,10 @@ for name, norms in trained_norms.items():
 # trained there; try your own `ResidualCNN` from the exercise, or a deeper `DeepCNN`.
 
 # %%
-plot_gradient_norms({name: gradient_norms(model, images, labels) for name, model in seed_models.items()},
-                    title="The lesson plan's two models after training")
+figure, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
+for axis, (name, model) in zip(axes, seed_models.items()):
+    plot_gradient_norms({name: gradient_norms(model, images, labels)}, axis=axis,
+                        title=f"{name} after training", label_every=1)
 plt.show()
 
 # %% [markdown]
