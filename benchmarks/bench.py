@@ -8,8 +8,9 @@ Two ways to train the same model from the same initial weights, on the same mach
   dataset with a per-image `ToTensor`, a `DataLoader` (batch 128, shuffled), Adam at 1e-3,
   every batch moved to the device inside the loop, fp32;
 * **course**, `deepnets.fit`: the data set as tensors on the device, batched by indexing,
-  channels-last memory format, bfloat16 autocast on CUDA (optionally `torch.compile`), with the
-  same batch size, optimizer and learning rate.
+  channels-last memory format, bfloat16 autocast (on CUDA, and on CPUs with bfloat16 units:
+  AMX or AVX-512 BF16), optionally `torch.compile`, with the same batch size, optimizer and
+  learning rate. One more case, "course fp32", trains without bfloat16 to separate the two.
 
 Both are tested on the full test set every 1/`--evals-per-epoch` of an epoch with the clock
 stopped, and stop at the first test at or above the target accuracy (98.5% on a CPU, 99.0% on
@@ -264,6 +265,12 @@ def seed_recipe(case: dict, raw_root: Path, device: torch.device, clock: Clock) 
             return
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AMX or AVX-512 BF16), where autocast pays."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(check() for check in checks if check is not None)
+
+
 def course_recipe(case: dict, data_root: Path, device: torch.device, clock: Clock) -> dict:
     """deepnets.fit with the same batch size, optimizer and learning rate, channels-last."""
     data = load_mnist(data_root, verbose=False).subset(case["train_size"], case["test_size"])
@@ -303,7 +310,7 @@ def course_recipe(case: dict, data_root: Path, device: torch.device, clock: Cloc
         fit(model, data, epochs=case["max_epochs"], batch_size=case["batch_size"], lr=case["lr"],
             seed=case["seed"], device=device, progress=False, channels_last=True,
             compile=case.get("compile", False), on_step=on_step, on_epoch=on_epoch,
-            decay_lr=case.get("decay_lr", False))
+            decay_lr=case.get("decay_lr", False), bf16=case["bf16"])
     except TargetReached:
         pass
     return dict(flops_per_step=flops)
@@ -376,9 +383,10 @@ def plan(arguments, raw_root: Path, data_root: Path) -> list[dict]:
     """The cases to run, in order: time-to-accuracy pairs first, then the data-size sweep."""
     cuda = arguments.device == "cuda"
     quick = arguments.quick
+    bf16 = cuda or cpu_has_bf16()
     base = dict(device=arguments.device, seed=0, lr=1e-3, batch_size=128, raw_root=str(raw_root),
                 data_root=str(data_root), test_size=1_000 if quick else None,
-                compile=arguments.compile)
+                compile=arguments.compile, bf16=bf16)
     target = 80.0 if quick else (99.0 if cuda else 98.5)
     train_size = 2_000 if quick else None
     timed = dict(base, model="ResidualCNN", target=target, train_size=train_size,
@@ -392,11 +400,14 @@ def plan(arguments, raw_root: Path, data_root: Path) -> list[dict]:
                           batch_size=arguments.resnet18_batch, lr=arguments.resnet18_lr,
                           decay_lr=True, test_every=max(1, 60_000 // arguments.resnet18_batch
                                                         // arguments.evals_per_epoch)))
-    for size in ([500, 1_000] if quick else [10_000, 30_000]):
+    sizes = [500, 1_000] if quick else [10_000, 30_000]
+    for size in sizes:
         for recipe in ("seed", "course"):
-            cases.append(dict(base, name=f"{recipe} {size // 1000 or size}{'k' if size >= 1000 else ''}",
-                              recipe=recipe, model="ResidualCNN", target=None, train_size=size,
-                              max_epochs=1, test_every=None))
+            cases.append(dict(base, name=f"{recipe} {size:,}", recipe=recipe, model="ResidualCNN",
+                              target=None, train_size=size, max_epochs=1, test_every=None))
+    if bf16:
+        cases.append(dict(base, name=f"course fp32 {sizes[0]:,}", recipe="course", model="ResidualCNN",
+                          target=None, train_size=sizes[0], max_epochs=1, test_every=None, bf16=False))
     return cases
 
 
@@ -416,9 +427,12 @@ def report(results: list[dict], info: dict, peaks: dict) -> str:
     """The results as Markdown: the comparison, the raw cases, the data-size sweep."""
     by_name = {r["name"]: r for r in results}
     seed, course = by_name["seed"], by_name["course"]
-    lines = [f"Machine: {info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads)"
+    lines = [f"Machine: {info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads, "
+             f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')})"
              + (f", {info['gpu']}" if "gpu" in info else "") + f"; PyTorch {info['torch']}; {info['date']}.",
-             f"Load average (1 min) at start {info['load_start']:.1f}, at end {info['load_end']:.1f}.", "",
+             f"Load average (1 min) at start {info['load_start']:.1f}, at end {info['load_end']:.1f}. "
+             f"Course: channels-last, bfloat16 autocast {'on' if course['bf16'] else 'off'}"
+             f"{', torch.compile' if course.get('compile') else ''}.", "",
              "| case | model | images | train s | CPU s | images/s | time to target | peak memory MB (before data) |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
@@ -439,26 +453,27 @@ def report(results: list[dict], info: dict, peaks: dict) -> str:
                      f"(CPU time: {seed['cpu_seconds_to_target'] / course['cpu_seconds_to_target']:.2f}x)")
     lines.append(f"- throughput (images/s, course / seed): "
                  f"{course['images_per_second'] / seed['images_per_second']:.2f}x")
-    sweep = [r for r in results if r["target"] is None]
+    sweep = [r for r in results if r["target"] is None and r["name"].split()[1] != "fp32"]
     if sweep:
         lines += ["", "Data-size sweep, one epoch (seconds; the full-data row is the first epoch above):",
                   "", "| images | seed s | course s | seed / course |", "| ---: | ---: | ---: | ---: |"]
         sizes = sorted({r["train_size"] for r in sweep})
-        rows = [(size, by_name[n]["seconds"], by_name[m]["seconds"]) for size in sizes
-                for n, m in [(r["name"], r["name"].replace("seed", "course")) for r in sweep
-                             if r["train_size"] == size and r["recipe"] == "seed"]]
+        rows = [(size, by_name[f"seed {size:,}"]["seconds"], by_name[f"course {size:,}"]["seconds"])
+                for size in sizes]
         if seed["epoch_seconds"] and course["epoch_seconds"]:
             rows.append((60_000 if not seed["train_size"] else seed["train_size"],
                          seed["epoch_seconds"][0], course["epoch_seconds"][0]))
         for size, s, c in rows:
             lines.append(f"| {size:,} | {s:.1f} | {c:.1f} | {s / c:.2f}x |")
+    lines += ["", "Achieved FLOP rate of the course's training (FLOPs as PyTorch's FlopCounterMode counts "
+              "them, forward and backward) against a large matrix multiply measured in the same run:"]
     for r in results:
         if r.get("achieved_tflops") is not None:
-            peak = peaks.get("bf16") if r["device"] == "cuda" else peaks.get("fp32")
-            lines.append(f"- {r['name']}: {r['achieved_tflops'] * 1000:.1f} GFLOP/s achieved"
-                         + (f", {100 * r['achieved_tflops'] / peak:.1f}% of the measured "
-                            f"{'bf16' if r['device'] == 'cuda' else 'fp32'} matmul peak "
-                            f"({peak:.2f} TFLOP/s)" if peak else ""))
+            kind = "bf16" if r["bf16"] else "fp32"
+            peak = peaks.get(kind)
+            lines.append(f"- {r['name']}: {r['achieved_tflops'] * 1000:.1f} GFLOP/s"
+                         + (f", {100 * r['achieved_tflops'] / peak:.1f}% of the {kind} matmul's "
+                            f"{peak * 1000:.0f} GFLOP/s" if peak else ""))
     return "\n".join(lines)
 
 
@@ -493,9 +508,10 @@ def main() -> None:
             print(f"  {r['images']:,} images in {r['seconds']:.1f} s ({r['images_per_second']:.0f}/s), "
                   f"to target: {r['seconds_to_target']}", flush=True)
     device = torch.device(arguments.device)
-    peaks = {"fp32": matmul_peak_tflops(device, torch.float32, 1024 if arguments.quick else 2048)}
-    if device.type == "cuda":
-        peaks["bf16"] = matmul_peak_tflops(device, torch.bfloat16, 8192)
+    size = 8192 if device.type == "cuda" else (1024 if arguments.quick else 2048)
+    peaks = {"fp32": matmul_peak_tflops(device, torch.float32, size)}
+    if device.type == "cuda" or cpu_has_bf16():
+        peaks["bf16"] = matmul_peak_tflops(device, torch.bfloat16, size)
     info["load_end"] = os.getloadavg()[0]
     info["matmul_peak_tflops"] = peaks
     text = report(results, info, peaks)

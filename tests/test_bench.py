@@ -23,7 +23,7 @@ def test_a_recipe_trains_and_reports(roots, recipe):
     raw_root, data_root = roots
     case = dict(name=recipe, recipe=recipe, model="ResidualCNN", device="cpu", seed=0, lr=1e-3,
                 batch_size=32, raw_root=str(raw_root), data_root=str(data_root), train_size=128,
-                test_size=64, target=1.0, max_epochs=2, test_every=2)
+                test_size=64, target=1.0, max_epochs=2, test_every=2, bf16=False)
     result = bench.run_case(case)
     # 4 steps an epoch, a test every 2 and at the end: the target is met at the first test,
     # but the run goes on to the end of the first epoch.
@@ -41,11 +41,11 @@ def test_report_has_the_ratios():
                     seconds_to_target=seconds if target else None,
                     cpu_seconds_to_target=seconds if target else None,
                     tests=[dict(images=1000, seconds=seconds, test_accuracy=99.0)],
-                    peak_memory_mb=900.0, baseline_memory_mb=500.0)
+                    peak_memory_mb=900.0, baseline_memory_mb=500.0, bf16=False)
 
     info = dict(cpu="a CPU", cores=2, torch_threads=2, torch="2", date="today", load_start=1.0, load_end=2.0)
     text = bench.report([result("seed", "seed", 100.0), result("course", "course", 40.0),
-                         result("seed 10k", "seed", 20.0, None, 10_000),
-                         result("course 10k", "course", 10.0, None, 10_000)], info, {})
+                         result("seed 10,000", "seed", 20.0, None, 10_000),
+                         result("course 10,000", "course", 10.0, None, 10_000)], info, {})
     assert "time to 98.5%: 2.50x" in text
     assert "| 10,000 | 20.0 | 10.0 | 2.00x |" in text

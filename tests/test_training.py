@@ -169,3 +169,21 @@ def test_compile_trains_through_torch_compile(sample, monkeypatch):
     model = TinyCNN()
     history = fit(model, sample.subset(100, 50), epochs=1, device="cpu", progress=False, compile=True)
     assert compiled == [model] and len(history.step_loss) == 1
+
+
+def test_bf16_autocast_is_opt_in_on_the_cpu(sample, monkeypatch):
+    seen = []
+    original = torch.autocast
+
+    def recording_autocast(device_type, dtype=None, enabled=True, **kwargs):
+        seen.append((device_type, dtype, enabled))
+        return original(device_type, dtype=dtype, enabled=enabled, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", recording_autocast)
+    small = sample.subset(100, 50)
+    fit(TinyCNN(), small, epochs=1, device="cpu", progress=False)
+    assert seen[0] == ("cpu", torch.bfloat16, False), "fp32 on the CPU by default"
+    seen.clear()
+    history = fit(TinyCNN(), small, epochs=1, device="cpu", progress=False, bf16=True)
+    assert seen[0] == ("cpu", torch.bfloat16, True)
+    assert all(isinstance(loss, float) for loss in history.step_loss)
