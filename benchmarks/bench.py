@@ -372,10 +372,11 @@ def prepare_raw_root(data_root: Path | None, folder: Path) -> tuple[Path, Path]:
 
 def in_subprocess(case: dict) -> dict:
     """Run one case in a fresh Python, so that its peak memory and thread pools are its own."""
-    completed = subprocess.run([sys.executable, __file__, "--case", json.dumps(case)],
+    completed = subprocess.run([sys.executable, __file__, "--case", "-"], input=json.dumps(case),
                                capture_output=True, text=True)
     if completed.returncode != 0:
-        raise RuntimeError(f"case {case['name']} failed:\n{completed.stderr[-3000:]}")
+        raise RuntimeError(f"case {case['name']} failed with exit status {completed.returncode} "
+                           f"(negative: killed by that signal):\n{completed.stderr[-3000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -490,16 +491,17 @@ def main() -> None:
     parser.add_argument("--resnet18-lr", type=float, default=2e-3)
     parser.add_argument("--resnet18-epochs", type=int, default=3)
     parser.add_argument("--output-dir", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case as JSON (- for stdin)
     arguments = parser.parse_args()
     if arguments.case:
-        print(json.dumps(run_case(json.loads(arguments.case))))
+        case = sys.stdin.read() if arguments.case == "-" else arguments.case
+        print(json.dumps(run_case(json.loads(case))))
         return
 
     info = machine(arguments.device)
     info["load_start"] = os.getloadavg()[0]
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-mnist-") as folder:
+    with tempfile.TemporaryDirectory(prefix="mnist-raw-") as folder:
         raw_root, data_root = prepare_raw_root(arguments.data_root, Path(folder))
         for case in plan(arguments, raw_root, data_root):
             print(f"running {case['name']} ...", flush=True)
