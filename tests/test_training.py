@@ -142,3 +142,48 @@ def test_smooth_and_plot(sample):
     history = fit(TinyCNN(), sample.subset(100, 50), epochs=2, device="cpu", progress=False)
     figure = plot_training_curves({"a": history, "b": history})
     assert [len(axis.lines) for axis in figure.axes] == [2, 2]
+
+
+def test_on_step_sees_every_step_and_sync_every_keeps_the_history(sample):
+    seen = []
+    set_seed(0)
+    eager = fit(TinyCNN(), sample.subset(200, 50), epochs=2, batch_size=50, device="cpu",
+                progress=False, on_step=lambda step, history: seen.append((step, len(history.step_loss))))
+    assert [step for step, _ in seen] == list(range(1, 9))
+    assert [synced for _, synced in seen] == list(range(1, 9)), "on the CPU every step is synced"
+    set_seed(0)
+    batched = fit(TinyCNN(), sample.subset(200, 50), epochs=2, batch_size=50, device="cpu",
+                  progress=False, sync_every=3)
+    assert batched.step_loss == eager.step_loss and batched.epoch_loss == eager.epoch_loss
+    assert batched.train_accuracy == eager.train_accuracy
+
+
+def test_compile_trains_through_torch_compile(sample, monkeypatch):
+    compiled = []
+
+    def fake_compile(model):
+        compiled.append(model)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model = TinyCNN()
+    history = fit(model, sample.subset(100, 50), epochs=1, device="cpu", progress=False, compile=True)
+    assert compiled == [model] and len(history.step_loss) == 1
+
+
+def test_bf16_autocast_is_opt_in_on_the_cpu(sample, monkeypatch):
+    seen = []
+    original = torch.autocast
+
+    def recording_autocast(device_type, dtype=None, enabled=True, **kwargs):
+        seen.append((device_type, dtype, enabled))
+        return original(device_type, dtype=dtype, enabled=enabled, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", recording_autocast)
+    small = sample.subset(100, 50)
+    fit(TinyCNN(), small, epochs=1, device="cpu", progress=False)
+    assert seen[0] == ("cpu", torch.bfloat16, False), "fp32 on the CPU by default"
+    seen.clear()
+    history = fit(TinyCNN(), small, epochs=1, device="cpu", progress=False, bf16=True)
+    assert seen[0] == ("cpu", torch.bfloat16, True)
+    assert all(isinstance(loss, float) for loss in history.step_loss)

@@ -1,0 +1,444 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Session 7 demo · Vanishing gradients, batch normalization and residual connections
+#
+# *Instructor notebook, 20 minutes live. The plan for the whole hour is in
+# `session07_overview.ipynb`.*
+#
+# **The question for the class:** *why don't we just make CNNs 100 layers deep?*
+#
+# 1. The lesson plan's comparison: a 6-layer plain CNN against a residual CNN.
+# 2. Gradient norms layer by layer, at initialisation: plain and residual stacks, with and
+#    without batch normalization, ReLU and sigmoid, at three depths.
+# 3. Training loss against depth: do deeper networks train better or worse?
+# 4. Gradient norms after training, and the same tool on any model.
+#
+# Every statement printed under a result is computed from this run's numbers. The notebook
+# prints its budget: `demo` on a CPU (a few minutes on a laptop), `full` on a CUDA GPU (the
+# lesson plan's settings), `quick` in CI. Set `DEEPNETS_BUDGET` to choose.
+
+# %%
+# deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
+from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
+from deepnets.gradients import gradient_norms, plot_gradient_norms
+from deepnets.live import LiveCurves
+
+import math
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+device = pick_device()
+print(f"Device: {device}")
+budget = pick_budget(
+    # Section 1: images and epochs of the lesson plan's two models. Sections 2-4: the depths
+    # compared, images for a gradient measurement, images and batch size of each training run.
+    quick=dict(seed_train=1_000, seed_epochs=1, test_size=500, depths=(6, 20, 56), grad_images=32,
+               stuck_train=640, deep_train=640, stack_batch=64, stack_epochs=1, trained_depths=(6, 20)),
+    demo=dict(seed_train=4_000, seed_epochs=1, test_size=1_000, depths=(6, 20, 56), grad_images=128,
+              stuck_train=7_680, deep_train=8_192, stack_batch=64, stack_epochs=1,
+              trained_depths=(20, 56)),
+    full=dict(seed_train=None, seed_epochs=5, test_size=None, depths=(6, 20, 56), grad_images=512,
+              stuck_train=None, deep_train=None, stack_batch=128, stack_epochs=2,
+              trained_depths=(20, 56)),
+)
+mnist = load_mnist()
+CHANCE = math.log(10)  # the cross-entropy of guessing: probability 1/10 for every digit
+
+# %% [markdown]
+# ## 1. The lesson plan's demo: a 6-layer plain CNN against a residual CNN
+#
+# Six 3×3 convolutions with ReLU and no batch normalization, against the residual CNN the
+# students are about to build, both exactly as the lesson plan writes them. Both train with
+# Adam at 0.001 on the same images in the same order.
+#
+# *Ask: will the 6-layer plain network suffer from vanishing gradients?*
+
+# %%
+class DeepCNN(nn.Module):
+    """The lesson plan's plain CNN: `depth` conv-ReLU layers of 32 channels, one pooling, a linear layer."""
+
+    def __init__(self, depth=6):
+        super().__init__()
+        layers, in_channels = [], 1
+        for _ in range(depth):
+            layers += [nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU()]
+            in_channels = 32
+        self.conv = nn.Sequential(*layers)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc = nn.Linear(32 * 14 * 14, 10)
+
+    def forward(self, x):                        # (N, 1, 28, 28)
+        x = self.pool(self.conv(x))              # (N, 32, 14, 14)
+        return self.fc(x.view(x.size(0), -1))    # (N, 10)
+
+
+class ResidualBlock(nn.Module):
+    """The lesson plan's block: ReLU(BN(conv(ReLU(BN(conv(x))))) + x)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + x)
+
+
+class ResidualCNN(nn.Module):
+    """The lesson plan's residual CNN: conv-BN-ReLU, a block, pooling, a block, a linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.res1 = ResidualBlock(32)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.res2 = ResidualBlock(32)
+        self.fc = nn.Linear(32 * 14 * 14, 10)
+
+    def forward(self, x):                        # (N, 1, 28, 28)
+        x = F.relu(self.bn1(self.conv1(x)))      # (N, 32, 28, 28)
+        x = self.pool(self.res1(x))              # (N, 32, 14, 14)
+        x = self.res2(x)                         # (N, 32, 14, 14)
+        return self.fc(x.view(x.size(0), -1))    # (N, 10)
+
+
+# %%
+seed_data = mnist.subset(budget.seed_train, budget.test_size)
+seed_models, seed_histories = {}, {}
+with LiveCurves(title="The lesson plan's comparison") as live:
+    for name, make in [("DeepCNN(6)", lambda: DeepCNN(6)), ("ResidualCNN", ResidualCNN)]:
+        set_seed(0)
+        seed_models[name] = make()
+        seed_histories[name] = fit(seed_models[name], seed_data, epochs=budget.seed_epochs, seed=0,
+                                   device=device, name=name, on_step=live.track(name))
+
+# %%
+print(f"{'model':<12} {'parameters':>10} {'test accuracy':>14} {'last epoch loss':>16}")
+for name, history in seed_histories.items():
+    print(f"{name:<12} {count_parameters(seed_models[name]):>10,} {history.final_test_accuracy:>13.1f}% "
+          f"{history.epoch_loss[-1]:>16.3f}")
+plain_accuracy = seed_histories["DeepCNN(6)"].final_test_accuracy
+if plain_accuracy > 50:
+    print(f"\nThe 6-layer plain CNN learns ({plain_accuracy:.1f}% where guessing gets 10%): with ReLU "
+          "and Adam, six layers are not deep enough for vanishing gradients to stop training.")
+else:
+    print(f"\nThe 6-layer plain CNN reached only {plain_accuracy:.1f}% in the '{budget.name}' budget, "
+          "too little training to tell.")
+
+# %% [markdown]
+# ## 2. Gradient norms layer by layer, at initialisation
+#
+# To see the problem we need deeper networks and a look inside. Below, one family of
+# networks in which depth, skip connections, batch normalization and the activation can each
+# be switched on and off alone:
+#
+# * a **stem** convolution (1 → 16 channels, stride 2: 28×28 → 14×14),
+# * `(depth - 2) / 2` **blocks** of two 3×3 convolutions (16 channels), each convolution
+#   preceded by the activation and, optionally, batch normalization; with `skip=True` a block
+#   returns `x + F(x)` (nothing after the addition, so the skip path is exactly the identity,
+#   as in He et al.'s "identity mappings" ResNet), without it just `F(x)`,
+# * global average pooling and a **linear** layer to 10 classes.
+#
+# `depth` counts the weighted layers, as the ResNet paper does (its "plain-20" and "ResNet-56").
+# A plain stack and its residual twin have exactly the same layers and parameters.
+
+# %%
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+
+def conv_unit(width, batchnorm, activation):
+    """[BatchNorm →] activation → 3x3 convolution."""
+    norm = [nn.BatchNorm2d(width)] if batchnorm else []
+    return nn.Sequential(*norm, ACTIVATIONS[activation](),
+                         nn.Conv2d(width, width, 3, padding=1, bias=not batchnorm))
+
+
+class Block(nn.Module):
+    """Two conv units F; returns x + F(x) with the skip connection, F(x) without it."""
+
+    def __init__(self, width, skip, batchnorm, activation):
+        super().__init__()
+        self.skip = skip
+        self.branch = nn.Sequential(conv_unit(width, batchnorm, activation),
+                                    conv_unit(width, batchnorm, activation))
+
+    def forward(self, x):                        # (N, width, 14, 14) in and out
+        out = self.branch(x)
+        return x + out if self.skip else out
+
+
+class ConvStack(nn.Module):
+    """A stem, (depth - 2) / 2 blocks, global average pooling and a linear classifier."""
+
+    def __init__(self, depth, *, skip, batchnorm, activation="relu", width=16):
+        super().__init__()
+        self.stem = nn.Conv2d(1, width, 3, stride=2, padding=1)
+        self.blocks = nn.Sequential(*[Block(width, skip, batchnorm, activation)
+                                      for _ in range((depth - 2) // 2)])
+        norm = [nn.BatchNorm2d(width)] if batchnorm else []
+        self.head = nn.Sequential(*norm, ACTIVATIONS[activation](), nn.AdaptiveAvgPool2d(1),
+                                  nn.Flatten(), nn.Linear(width, 10))
+
+    def forward(self, x):                        # (N, 1, 28, 28)
+        x = self.stem(x)                         # (N, width, 14, 14)
+        x = self.blocks(x)                       # (N, width, 14, 14)
+        return self.head(x)                      # (N, 10)
+
+
+VARIANTS = {  # name: (skip, batchnorm)
+    "plain": (False, False),
+    "plain + BatchNorm": (False, True),
+    "residual": (True, False),
+    "residual + BatchNorm": (True, True),
+}
+for depth in budget.depths:
+    model = ConvStack(depth, skip=True, batchnorm=True)
+    weighted = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+    print(f"depth {depth}: {weighted} weighted layers, {count_parameters(model):,} parameters")
+
+# %% [markdown]
+# `gradient_norms(model, images, labels)` runs one batch forwards and backwards and returns,
+# for every convolution and linear layer from input to output, the size (L2 norm) of the
+# gradient of the loss with respect to its weights: how strongly that layer would be told to
+# change. A gradient of exactly zero is drawn at the bottom of the axis.
+#
+# *Ask: where in the network will the gradient be smallest, and which switch will matter?*
+
+# %%
+images, labels = mnist.train_images[:budget.grad_images], mnist.train_labels[:budget.grad_images]
+init_norms = {}  # (activation, variant, depth) -> {layer: gradient norm}
+for activation in ACTIVATIONS:
+    for variant, (skip, batchnorm) in VARIANTS.items():
+        for depth in budget.depths:
+            set_seed(0)
+            model = ConvStack(depth, skip=skip, batchnorm=batchnorm, activation=activation).to(device)
+            init_norms[activation, variant, depth] = gradient_norms(model, images, labels)
+
+figure, axes = plt.subplots(2, 4, figsize=(17, 7), sharey=True)
+for row, activation in zip(axes, ACTIVATIONS):
+    for axis, variant in zip(row, VARIANTS):
+        for depth in budget.depths:
+            norms = list(init_norms[activation, variant, depth].values())
+            axis.plot([max(value, 1e-30) for value in norms], marker=".", label=f"depth {depth}")
+        axis.set(yscale="log", title=f"{activation}, {variant}", xlabel="layer (input → output)")
+        axis.grid(alpha=0.3, which="both")
+    row[0].set_ylabel("‖∂loss/∂weight‖ at initialisation")
+axes[0, 0].legend()
+axes[0, 0].set_ylim(1e-31, 1e3)
+figure.suptitle("Gradient norm per layer at initialisation (log scale; 1e-30 stands for exactly 0)")
+figure.tight_layout()
+plt.show()
+
+# %%
+def first_layer(norms):
+    """The gradient norm of the stem, the layer farthest from the loss."""
+    return next(iter(norms.values()))
+
+
+print("Gradient norm of the first layer (the stem) at initialisation:")
+print(f"{'activation, variant':<32}" + "".join(f"{'depth ' + str(d):>12}" for d in budget.depths))
+for activation in ACTIVATIONS:
+    for variant in VARIANTS:
+        print(f"{activation + ', ' + variant:<32}" + "".join(
+            f"{first_layer(init_norms[activation, variant, d]):>12.1e}" for d in budget.depths))
+
+def times(ratio):
+    """'40 times', or '3e+08 times' for a ratio too large to read as digits."""
+    return f"{ratio:,.0f} times" if ratio < 10_000 else f"{ratio:.0e} times"
+
+
+deepest, shallowest = max(budget.depths), min(budget.depths)
+print()
+for activation in ACTIVATIONS:
+    for variant in VARIANTS:
+        deep = first_layer(init_norms[activation, variant, deepest])
+        shallow = first_layer(init_norms[activation, variant, shallowest])
+        if deep == 0:
+            change = "is exactly 0"
+        elif deep < shallow / 10:
+            change = f"is {times(shallow / deep)} smaller than at depth {shallowest}"
+        elif deep > shallow * 10:
+            change = f"is {times(deep / shallow)} larger than at depth {shallowest}"
+        else:
+            change = f"is within a factor of 10 of depth {shallowest}'s ({deep:.1e} against {shallow:.1e})"
+        print(f"{activation}, {variant}: at depth {deepest} the first layer's gradient {change}.")
+
+# %% [markdown]
+# ## 3. Training loss against depth
+#
+# A small gradient is a symptom; what matters is whether the network learns. First the
+# deepest ReLU stacks without batch normalization: the plain one against its residual twin.
+#
+# *Ask: which of the two will learn anything at all?*
+
+# %%
+deepest = max(budget.depths)
+stuck_runs = {
+    f"plain ReLU, depth {deepest}": dict(depth=deepest, skip=False, batchnorm=False, activation="relu"),
+    f"residual ReLU, depth {deepest}": dict(depth=deepest, skip=True, batchnorm=False, activation="relu"),
+}
+stack_settings, stack_models, stack_histories = {}, {}, {}
+stuck_data = mnist.subset(budget.stuck_train, budget.test_size)
+with LiveCurves(panels=["without BatchNorm"], title="Training loss, no batch normalization") as live:
+    for name, settings in stuck_runs.items():
+        set_seed(0)
+        stack_settings[name] = settings
+        stack_models[name] = ConvStack(**settings)
+        stack_histories[name] = fit(stack_models[name], stuck_data, epochs=budget.stack_epochs,
+                                    batch_size=budget.stack_batch, seed=0, device=device, name=name,
+                                    on_step=live.track(name))
+
+
+# %%
+def final_loss(history, steps=20):
+    """Mean training loss over the last `steps` steps."""
+    return sum(history.step_loss[-steps:]) / len(history.step_loss[-steps:])
+
+
+for name in stuck_runs:
+    history = stack_histories[name]
+    loss = final_loss(history)
+    verdict = "no better than chance" if loss > CHANCE - 0.05 else "learning"
+    print(f"{name:<28} final training loss {loss:.3f} ({verdict}; chance is {CHANCE:.3f}), "
+          f"test accuracy {history.final_test_accuracy:.1f}%")
+
+# %% [markdown]
+# Now with batch normalization in every stack, so that each layer's input keeps a steady
+# scale. This is the experiment of the ResNet paper's first figure: the same plain design at
+# two depths, and the residual twins. If extra layers could only help, the deeper network
+# would reach a training loss at least as low as the shallower one (it could copy the shallow
+# one and make the extra blocks pass their input on).
+#
+# *Ask: will the deeper plain network train better or worse? Is a higher training loss
+# overfitting?*
+
+# %%
+deep_data = mnist.subset(budget.deep_train, budget.test_size)
+with LiveCurves(panels=["plain + BatchNorm", "residual + BatchNorm"],
+                title="Training loss against depth, with batch normalization") as live:
+    for variant in ("plain + BatchNorm", "residual + BatchNorm"):
+        skip, batchnorm = VARIANTS[variant]
+        for depth in budget.trained_depths:
+            name = f"{variant}, depth {depth}"
+            set_seed(0)
+            stack_settings[name] = dict(depth=depth, skip=skip, batchnorm=batchnorm)
+            stack_models[name] = ConvStack(**stack_settings[name])
+            stack_histories[name] = fit(stack_models[name], deep_data, epochs=budget.stack_epochs,
+                                        batch_size=budget.stack_batch, seed=0, device=device, name=name,
+                                        on_step=live.track(f"depth {depth}", panel=variant))
+
+# %%
+shallow, deep = min(budget.trained_depths), max(budget.trained_depths)
+for variant in ("plain + BatchNorm", "residual + BatchNorm"):
+    losses = {d: final_loss(stack_histories[f"{variant}, depth {d}"]) for d in (shallow, deep)}
+    accuracies = {d: stack_histories[f"{variant}, depth {d}"].final_test_accuracy for d in (shallow, deep)}
+    ratio = losses[deep] / losses[shallow]
+    verdict = ("the deeper one ends higher" if ratio > 1.1 else "the deeper one ends lower" if ratio < 1 / 1.1
+               else "the two end within 10% of each other")
+    print(f"{variant}: final training loss {losses[shallow]:.3f} at depth {shallow}, "
+          f"{losses[deep]:.3f} at depth {deep}, so {verdict}; "
+          f"test accuracy {accuracies[shallow]:.1f}% and {accuracies[deep]:.1f}%.")
+
+# %% [markdown]
+# ## 4. Gradient norms after training
+#
+# The same measurement on the trained networks (solid) next to the same networks at
+# initialisation (dotted).
+
+# %%
+figure, axes = plt.subplots(1, 2, figsize=(14, 4.5), sharey=True)
+panels = {axes[0]: list(stuck_runs), axes[1]: [n for n in stack_histories if "BatchNorm" in n]}
+trained_norms = {}
+for axis, names in panels.items():
+    for name in names:
+        trained_norms[name] = gradient_norms(stack_models[name], images, labels)
+        line, = axis.plot([max(v, 1e-30) for v in trained_norms[name].values()], label=name)
+        set_seed(0)  # the same initial weights as the trained model had
+        untrained = ConvStack(**stack_settings[name]).to(device)
+        axis.plot([max(v, 1e-30) for v in gradient_norms(untrained, images, labels).values()],
+                  linestyle=":", color=line.get_color())
+    axis.set(yscale="log", xlabel="layer (input → output)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8)
+axes[0].set(title="without BatchNorm", ylabel="‖∂loss/∂weight‖ (dotted: at initialisation)")
+axes[1].set_title("with BatchNorm")
+figure.suptitle("Gradient norm per layer after training")
+figure.tight_layout()
+plt.show()
+
+for name, norms in trained_norms.items():
+    print(f"{name:<36} first layer {first_layer(norms):.1e}, last layer {list(norms.values())[-1]:.1e}")
+
+# %% [markdown]
+# ## Your turn: gradient norms of any model
+#
+# `gradient_norms` works on any PyTorch model that maps a batch of images to class scores,
+# and `plot_gradient_norms` draws one line per model. Here, the two models of section 1, as
+# trained there; try your own `ResidualCNN` from the exercise, or a deeper `DeepCNN`.
+
+# %%
+figure, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
+for axis, (name, model) in zip(axes, seed_models.items()):
+    plot_gradient_norms({name: gradient_norms(model, images, labels)}, axis=axis,
+                        title=f"{name} after training", label_every=1)
+plt.show()
+
+# %% [markdown]
+# ## Wrap-up
+#
+# What this run measured, section by section:
+
+# %%
+print(f"1. The lesson plan's 6-layer plain ReLU CNN: {plain_accuracy:.1f}% test accuracy "
+      f"(ResidualCNN: {seed_histories['ResidualCNN'].final_test_accuracy:.1f}%).")
+print(f"2. First layer's gradient at initialisation, depth {shallowest} → depth {deepest}:")
+for activation in ACTIVATIONS:
+    for variant in VARIANTS:
+        print(f"     {activation + ', ' + variant:<30} "
+              f"{first_layer(init_norms[activation, variant, shallowest]):.1e} → "
+              f"{first_layer(init_norms[activation, variant, deepest]):.1e}")
+print("3. Final training loss without BatchNorm (chance is 2.303):")
+for name in stuck_runs:
+    print(f"     {name:<30} {final_loss(stack_histories[name]):.3f}")
+print("   and with BatchNorm:")
+for variant in ("plain + BatchNorm", "residual + BatchNorm"):
+    print(f"     {variant:<30} " + ", ".join(
+        f"depth {d}: {final_loss(stack_histories[f'{variant}, depth {d}']):.3f}" for d in budget.trained_depths))
+
+# %% [markdown]
+# Key insights, to check against the numbers above:
+#
+# * **Vanishing gradients**: the gradient is multiplied by one factor per layer on its way
+#   back, so in a deep plain network the early layers can get almost nothing to learn from
+#   (section 2), and such a network can stay at chance (section 3). With sigmoid, whose slope is
+#   at most 1/4, the gradient shrinks with depth far faster than with ReLU.
+# * **Batch normalization** resets the scale of every layer's input: in section 2 the plain
+#   stacks with BatchNorm keep a first-layer gradient far from zero at every depth (with ReLU
+#   it even grows with depth). Yet a deep plain network with BatchNorm can still train worse
+#   than a shallower one: the *degradation* problem the ResNet paper starts from (section 3).
+# * **Residual connections**: the block computes `x + F(x)`, whose derivative `I + ∂F/∂x` always
+#   contains the identity, so the gradient reaches the first layer directly; and an unneeded
+#   block only has to learn `F(x) = 0`.
+# * **Impact**: this is what made ResNets of 100 layers and more trainable and practical.
+#
+# Next: the solo exercise, `residual_cnn.ipynb`. Next session: transfer learning with CNNs
+# pretrained on ImageNet, such as ResNet.

@@ -1,0 +1,51 @@
+"""The benchmark's two recipes run, stop the clock for tests and report what they measured."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import bench  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    """MNIST files for both recipes: the offline sample, written in torchvision's layout."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DEEPNETS_DATA_ROOT", raising=False)
+        patch.setenv("DEEPNETS_OFFLINE", "1")
+        return bench.prepare_raw_root(None, tmp_path_factory.mktemp("bench"))
+
+
+@pytest.mark.parametrize("recipe", ["seed", "course"])
+def test_a_recipe_trains_and_reports(roots, recipe):
+    raw_root, data_root = roots
+    case = dict(name=recipe, recipe=recipe, model="ResidualCNN", device="cpu", seed=0, lr=1e-3,
+                batch_size=32, raw_root=str(raw_root), data_root=str(data_root), train_size=128,
+                test_size=64, target=1.0, max_epochs=2, test_every=2, bf16=False)
+    result = bench.run_case(case)
+    # 4 steps an epoch, a test every 2 and at the end: the target is met at the first test,
+    # but the run goes on to the end of the first epoch.
+    assert [t["images"] for t in result["tests"]] == [64, 128]
+    assert result["seconds_to_target"] == result["tests"][0]["seconds"] > 0
+    assert len(result["epoch_seconds"]) == 1 and result["images"] == 128
+    assert result["peak_memory_mb"] >= result["baseline_memory_mb"] > 0
+
+
+def test_report_has_the_ratios():
+    def result(name, recipe, seconds, target=98.5, size=None):
+        return dict(name=name, recipe=recipe, model="ResidualCNN", device="cpu", images=1000,
+                    seconds=seconds, cpu_seconds=seconds, images_per_second=1000 / seconds,
+                    target=target, train_size=size, epoch_seconds=[seconds],
+                    seconds_to_target=seconds if target else None,
+                    cpu_seconds_to_target=seconds if target else None,
+                    tests=[dict(images=1000, seconds=seconds, test_accuracy=99.0)],
+                    peak_memory_mb=900.0, baseline_memory_mb=500.0, bf16=False)
+
+    info = dict(cpu="a CPU", cores=2, torch_threads=2, torch="2", date="today", load_start=1.0, load_end=2.0)
+    text = bench.report([result("seed", "seed", 100.0), result("course", "course", 40.0),
+                         result("seed 10,000", "seed", 20.0, None, 10_000),
+                         result("course 10,000", "course", 10.0, None, 10_000)], info, {})
+    assert "time to 98.5%: 2.50x" in text
+    assert "| 10,000 | 20.0 | 10.0 | 2.00x |" in text
