@@ -39,9 +39,10 @@ def count_parameters(model: nn.Module) -> int:
 
 @dataclass
 class History:
-    """What a run measured: per-step training loss and per-epoch accuracies (in %)."""
+    """What a run measured: per-step training loss and accuracy, per-epoch accuracies (in %)."""
 
     step_loss: list[float] = field(default_factory=list)
+    step_accuracy: list[float] = field(default_factory=list)
     epoch_loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
@@ -139,7 +140,9 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
             loss_value = loss.item()
             history.step_loss.append(loss_value)
             total_loss += loss_value * len(index)
-            correct += (logits.argmax(dim=1) == labels).sum().item()
+            batch_correct = (logits.argmax(dim=1) == labels).sum().item()
+            history.step_accuracy.append(100.0 * batch_correct / len(index))
+            correct += batch_correct
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
         history.epoch_loss.append(total_loss / num_train)
