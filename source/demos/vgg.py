@@ -222,7 +222,7 @@ def verdict(loss):
     if loss > LN_10 + 0.05:
         return "worse than a uniform guess (loss above ln 10): its steps overshoot"
     if loss > LN_10 - 0.1:
-        return "not learning: the loss sits at ln 10, the loss of a uniform guess"
+        return "not learning (yet): the loss is still about ln 10, that of a uniform guess"
     if loss > 1.5:
         return "learning, slowly"
     return "learning"
@@ -368,18 +368,18 @@ plot_training_curves(runs, title=f"VGG-16 on MNIST, {budget.name} budget", train
 # the budget you ran):
 
 # %%
-loss = {name: summary(history)[0] for name, history in runs.items()}
-learned = {name: value < LN_10 - 0.1 for name, value in loss.items()}
+def said(name):
+    """The verdict on one run, from its training loss."""
+    return verdict(summary(runs[name])[0])
+
+
 peak = max(runs["BN, lr 1e-3"].step_loss[:20])
-print("- As the lesson plan wrote it (no BN, lr 1e-3), VGG-16 "
-      + ("learned." if learned["no BN, lr 1e-3 (lesson plan)"] else "did not learn."))
-print("- Adding BatchNorm alone (same lr 1e-3): "
-      + ("it learned" if learned["BN, lr 1e-3"] else "it had not started learning yet")
-      + f"; its loss peaked at {peak:.2f} in the first 20 steps (ln 10 = {LN_10:.2f}).")
-print("- Lowering the learning rate alone (no BN, lr 1e-4): "
-      + ("it learned." if learned["no BN, lr 1e-4"] else "it did not learn."))
-print("- BatchNorm and lr 1e-4 together: " + ("it learned" if learned["BN, lr 1e-4"] else "it did not learn")
-      + f", reaching {summary(runs['BN, lr 1e-4'])[1]:.0f}% training accuracy over its last steps.")
+print(f"- As the lesson plan wrote it (no BN, lr 1e-3): {said('no BN, lr 1e-3 (lesson plan)')}.")
+print(f"- BatchNorm alone (lr 1e-3): {said('BN, lr 1e-3')}; its loss peaked at {peak:.2f} "
+      f"in the first 20 steps (ln 10 = {LN_10:.2f}).")
+print(f"- A lower learning rate alone (no BN, lr 1e-4): {said('no BN, lr 1e-4')}.")
+print(f"- BatchNorm and lr 1e-4: {said('BN, lr 1e-4')}, with "
+      f"{summary(runs['BN, lr 1e-4'])[1]:.0f}% training accuracy over its last steps.")
 
 # %% [markdown]
 # How to read it. Without BatchNorm the question is whether the loss ever leaves ln 10; with
