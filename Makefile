@@ -17,7 +17,7 @@ help:
 	@echo "make test      run the whole test suite (unit tests, nbval, release sync, autograding)"
 	@echo "make release   regenerate release/ (students) and notebooks/ (instructors) from source/"
 	@echo "make lab       start JupyterLab on the course"
-	@echo "make calibrate rerun the grading-threshold calibration (autograder/calibration/)"
+	@echo "make calibrate rerun the grading-threshold calibrations (autograder/calibration/)"
 
 setup: $(STAMP)
 
@@ -47,6 +47,7 @@ lab: setup
 
 calibrate: setup
 	$(BIN)/python autograder/calibrate.py
+	$(BIN)/python autograder/calibrate_day13.py
 
 clean:
 	rm -rf $(OUTPUT) build gradebook.db submitted autograded feedback
