@@ -19,7 +19,7 @@ help:
 	@echo "make test      run the whole test suite (unit tests, nbval, release sync, autograding)"
 	@echo "make release   regenerate release/ (students) and notebooks/ (instructors) from source/"
 	@echo "make lab       start JupyterLab on the course"
-	@echo "make calibrate rerun the grading-threshold calibration (autograder/calibration/)"
+	@echo "make calibrate rerun the grading-threshold calibrations (autograder/calibration/)"
 	@echo "make bench     time the course's training against the lesson plan's recipe (benchmarks/)"
 
 setup: $(STAMP)
@@ -58,6 +58,7 @@ lab: setup
 
 calibrate: setup
 	$(BIN)/python autograder/calibrate.py
+	$(BIN)/python autograder/calibrate_day13.py
 
 # BENCH_ARGS: e.g. --quick (a smoke test), --data-root DIR, --compile; see benchmarks/bench.py.
 bench: setup

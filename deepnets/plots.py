@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 import numpy as np
 
 from deepnets.training import History
@@ -18,8 +19,13 @@ def smooth(values, window: int) -> np.ndarray:
     return np.concatenate([head, averaged])
 
 
-def plot_training_curves(histories: dict[str, History], title: str = "Training curves"):
-    """Training loss per step and test accuracy per epoch, one line per model, on one figure."""
+def plot_training_curves(histories: dict[str, History], title: str = "Training curves",
+                         train_accuracy: bool = False):
+    """Training loss per step and test accuracy per epoch, one line per model, on one figure.
+
+    With `train_accuracy`, the accuracy plot also shows each model's training accuracy per step
+    (moving average, dashed), which says something even when a run lasts a single epoch.
+    """
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(12, 4))
     for name, history in histories.items():
         steps = np.arange(1, len(history.step_loss) + 1)
@@ -29,13 +35,22 @@ def plot_training_curves(histories: dict[str, History], title: str = "Training c
         steps_per_epoch = len(steps) / max(1, len(epochs))
         accuracy_axis.plot(epochs * steps_per_epoch, history.test_accuracy, marker="o",
                            color=line.get_color(), label=name)
+        if train_accuracy:
+            accuracy_axis.plot(steps, smooth(history.step_accuracy, window), linestyle="--",
+                               color=line.get_color())
     loss_axis.set(xlabel="training step", ylabel="training loss (moving average)",
                   yscale="log", title="Training loss")
-    accuracy_axis.set(xlabel="training step", ylabel="test accuracy (%)",
-                      title="Test accuracy after each epoch")
+    accuracy_axis.set(xlabel="training step", ylabel="accuracy (%)" if train_accuracy else "test accuracy (%)",
+                      title="Accuracy" if train_accuracy else "Test accuracy after each epoch")
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
-        axis.legend()
+    loss_axis.legend()
+    if train_accuracy:  # the colours are named on the left; here, what each line style means
+        accuracy_axis.legend(handles=[
+            Line2D([], [], color="grey", linestyle="--", label="training (moving average)"),
+            Line2D([], [], color="grey", marker="o", linestyle="", label="test, after each epoch")])
+    else:
+        accuracy_axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
     return figure

@@ -39,9 +39,10 @@ def count_parameters(model: nn.Module) -> int:
 
 @dataclass
 class History:
-    """What a run measured: per-step training loss and per-epoch accuracies (in %)."""
+    """What a run measured: per-step training loss and accuracy, per-epoch accuracies (in %)."""
 
     step_loss: list[float] = field(default_factory=list)
+    step_accuracy: list[float] = field(default_factory=list)
     epoch_loss: list[float] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
@@ -139,7 +140,7 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(num_train, generator=order_generator).to(device)
-        pending: list[tuple[torch.Tensor, int]] = []  # losses not yet copied to the host
+        pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # per-step results not yet on the host
         total_loss = 0.0
         correct = torch.zeros((), dtype=torch.long, device=device)
         for start in range(0, num_train, batch_size):
@@ -154,8 +155,9 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
             optimizer.step()
             if schedule is not None:
                 schedule.step()
-            pending.append((loss.detach().float(), len(index)))
-            correct += (logits.argmax(dim=1) == labels).sum()
+            batch_correct = (logits.argmax(dim=1) == labels).sum()
+            pending.append((loss.detach().float(), batch_correct, len(index)))
+            correct += batch_correct
             step += 1
             bar.update(1)
             if len(pending) >= sync_every or start + batch_size >= num_train:
@@ -176,10 +178,16 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
     return history
 
 
-def _flush(pending: list[tuple[torch.Tensor, int]], history: History) -> float:
-    """Copy the pending (loss, batch size) pairs to the host in one go; their loss summed over images."""
-    losses = torch.stack([loss for loss, _ in pending]).tolist()
+def _flush(pending: list[tuple[torch.Tensor, torch.Tensor, int]], history: History) -> float:
+    """Copy the pending (loss, correct, batch size) triples to the host in one go.
+
+    Records each step's loss and accuracy in `history`; returns their loss summed over images.
+    """
+    losses = torch.stack([loss for loss, _, _ in pending]).tolist()
+    correct = torch.stack([right for _, right, _ in pending]).tolist()
+    sizes = [size for _, _, size in pending]
     history.step_loss.extend(losses)
-    total = sum(loss * size for loss, (_, size) in zip(losses, pending))
+    history.step_accuracy.extend(100.0 * right / size for right, size in zip(correct, sizes))
+    total = sum(loss * size for loss, size in zip(losses, sizes))
     pending.clear()
     return total

@@ -1,0 +1,917 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] nbgrader={"grade_id": "title", "locked": true}
+# # Day 13 · ResNet: residual blocks, ResNet-18 and a deeper challenge
+#
+# The VGG demo (`vgg.ipynb`, shown in class) ended with a network that could not learn until
+# BatchNorm kept its layers' outputs at a steady scale. BatchNorm is not the end of the story:
+# He et al. (*Deep Residual Learning for Image Recognition*, 2015) found that plain networks
+# with BatchNorm still got *worse* as they got deeper, on the training set too, so this was not
+# overfitting. Their fix is the **residual connection**: a block computes
+# `ReLU(F(x) + shortcut(x))`, so it only has to learn a correction `F(x)` to its input, and
+# the gradient has a path back through the addition that no weight can shrink.
+#
+# You will build the residual block, ResNet-18 from it, compare it with a network that is
+# identical except for the skip connections, look at how gradients flow through both, and
+# finish with a 34-layer ResNet.
+#
+# **Goals.** After this notebook you can
+# 1. implement a residual block whose shortcut is the identity when the shapes match and a
+#    projection when they do not,
+# 2. assemble ResNet-18 stage by stage and trace its shapes and parameters,
+# 3. design a fair comparison (one difference between the models) and read per-layer gradient
+#    norms.
+#
+# **Readings.** D2L [8.6 Residual Networks (ResNet)](https://d2l.ai/chapter_convolutional-modern/resnet.html);
+# He et al. 2015, sections 1 and 3.
+#
+# **How this notebook is graded.** Parts A, B and C are autograded: the cells after each task
+# are tests worth the points in the heading. Some tests are visible and you can run them now;
+# more are hidden and run when your notebook is graded, among them a check that your networks
+# learn when the grader trains them. Part D is read by a person. Before you submit,
+# *Restart & Run All* (or press **Validate**) and check that no cell fails.
+
+# %% nbgrader={"grade_id": "setup", "locked": true}
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
+from deepnets.gradients import gradient_norms, input_gradient, plot_gradient_norms
+from deepnets.plots import plot_training_curves
+from deepnets.shapes import print_shape_table
+
+device = pick_device()
+print(f"Device: {device}")
+
+# How much training the notebook does. The budget is picked for you: 'quick' while nbgrader
+# validates or grades, 'demo' on a CPU, 'full' (the lesson plan's settings: 5 epochs for
+# ResNet-18 and the plain network, 3 for the deeper ResNet, batch 64) on a GPU. Set the
+# environment variable DEEPNETS_BUDGET to choose one yourself.
+budget = pick_budget(
+    quick=dict(train_size=256, test_size=256, epochs=1, deep_epochs=1),
+    demo=dict(train_size=2_560, test_size=1_000, epochs=1, deep_epochs=1),
+    full=dict(train_size=None, test_size=None, epochs=5, deep_epochs=3),
+)
+# 28x28 digits padded to 32x32, as in the VGG demo, so the stages halve 32 -> 16 -> 8 -> 4.
+mnist = load_mnist().subset(budget.train_size, budget.test_size).padded(2)
+
+# %% [markdown] nbgrader={"grade_id": "part_a_task", "locked": true}
+# ## Part A: a residual block that can change shape (10 points)
+#
+# Complete `ResidualBlock(in_channels, out_channels, stride=1)`:
+#
+# ```
+# x ─► conv1 (3x3, stride) ─► bn1 ─► ReLU ─► conv2 (3x3) ─► bn2 ─► (+) ─► ReLU ─► out
+# │                                                                ▲
+# └──────────────────────────── shortcut ──────────────────────────┘
+# ```
+#
+# * `conv1`: 3x3 from `in_channels` to `out_channels`, padding 1, with the block's `stride`.
+#   It is the first convolution that downsamples, so the second already runs at the smaller
+#   size (this is ResNet's layout, and it costs less);
+# * `conv2`: 3x3 from `out_channels` to `out_channels`, padding 1, stride 1;
+# * `bn1`, `bn2`: a `BatchNorm2d` after each convolution;
+# * `shortcut`: what carries `x` to the addition. When the output has the input's shape
+#   (`stride == 1` and `in_channels == out_channels`) it is the **identity**: `nn.Identity()`
+#   or an empty `nn.Sequential()`, no parameters. Otherwise `x` cannot be added as it is, and
+#   the shortcut is a **projection**: a 1x1 convolution from `in_channels` to `out_channels`
+#   with the block's `stride`, followed by a `BatchNorm2d`;
+# * ReLU comes **after** the addition.
+#
+# Use these names (`conv1`, `bn1`, `conv2`, `bn2`, `shortcut`): the tests read them.
+# A convolution followed by BatchNorm needs no bias (`bias=False`); BatchNorm adds its own shift.
+
+# %% nbgrader={"grade_id": "residual_block", "solution": true}
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv + BatchNorm layers and a shortcut: ReLU(F(x) + shortcut(x))."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        if stride != 1 or in_channels != out_channels:
+            # F(x) has another shape than x: project x with a strided 1x1 convolution.
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels))
+        else:
+            self.shortcut = nn.Identity()  # no parameters: x passes unchanged
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        out = F.relu(self.bn1(self.conv1(x)))   # (N, out, H / stride, W / stride)
+        out = self.bn2(self.conv2(out))         # the residual F(x), same shape
+        return F.relu(out + self.shortcut(x))   # not in place: x is needed for the gradient
+        ### END SOLUTION
+
+
+# %% [markdown] nbgrader={"grade_id": "part_a_try", "locked": true}
+# Try your block: one that keeps the shape, one that doubles the channels and halves the size.
+
+# %% nbgrader={"grade_id": "residual_block_try"}
+for in_channels, out_channels, stride in [(64, 64, 1), (64, 128, 2)]:
+    block = ResidualBlock(in_channels, out_channels, stride)
+    output = block(torch.randn(2, in_channels, 32, 32))
+    print(f"ResidualBlock({in_channels}, {out_channels}, stride={stride}): output {tuple(output.shape)}, "
+          f"{count_parameters(block):,} parameters, shortcut {block.shortcut}")
+
+# %% nbgrader={"grade": true, "grade_id": "block_keeps_shape", "points": 1}
+"""With in_channels == out_channels and stride 1, the block's output has the shape of its input."""
+for channels, size in [(8, 32), (64, 16), (3, 7)]:
+    x = torch.randn(2, channels, size, size)
+    assert ResidualBlock(channels, channels)(x).shape == x.shape, f"shape changed for input {tuple(x.shape)}"
+### BEGIN HIDDEN TESTS
+for batch, channels, height, width in [(1, 5, 9, 6), (4, 16, 28, 28)]:
+    x = torch.randn(batch, channels, height, width)
+    assert ResidualBlock(channels, channels, stride=1).eval()(x).shape == x.shape, \
+        f"shape changed for input {tuple(x.shape)}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_changes_channels", "points": 1}
+"""With stride 1 and a new number of channels, the block keeps the height and width and outputs out_channels."""
+x = torch.randn(2, 8, 12, 12)
+assert ResidualBlock(8, 16)(x).shape == (2, 16, 12, 12), "ResidualBlock(8, 16) should map (2, 8, 12, 12) to (2, 16, 12, 12)"
+### BEGIN HIDDEN TESTS
+for in_channels, out_channels, height, width in [(16, 8, 10, 10), (1, 64, 32, 32), (5, 7, 9, 4)]:
+    output = ResidualBlock(in_channels, out_channels).eval()(torch.randn(3, in_channels, height, width))
+    assert output.shape == (3, out_channels, height, width), \
+        f"ResidualBlock({in_channels}, {out_channels}) gave {tuple(output.shape)}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_stride_halves_size", "points": 1}
+"""With stride 2 the block halves the height and width (rounding up) and outputs out_channels."""
+x = torch.randn(2, 16, 32, 32)
+assert ResidualBlock(16, 32, stride=2)(x).shape == (2, 32, 16, 16), \
+    "ResidualBlock(16, 32, stride=2) should map (2, 16, 32, 32) to (2, 32, 16, 16)"
+### BEGIN HIDDEN TESTS
+for in_channels, out_channels, height, width, expected in [(16, 32, 7, 7, (4, 4)), (8, 8, 9, 5, (5, 3)),
+                                                           (64, 64, 32, 32, (16, 16))]:
+    output = ResidualBlock(in_channels, out_channels, stride=2).eval()(torch.randn(2, in_channels, height, width))
+    assert output.shape == (2, out_channels, *expected), \
+        f"ResidualBlock({in_channels}, {out_channels}, stride=2) on {height}x{width}: got {tuple(output.shape)}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_identity_shortcut", "points": 1}
+"""When the shapes match, the shortcut is the identity: it returns x unchanged and has no parameters."""
+block = ResidualBlock(16, 16)
+assert hasattr(block, "shortcut"), "name the skip path self.shortcut"
+x = torch.randn(2, 16, 8, 8)
+assert torch.equal(block.shortcut(x), x), "with stride 1 and in_channels == out_channels, shortcut(x) must be x"
+assert count_parameters(block.shortcut) == 0, "an identity shortcut has no parameters"
+### BEGIN HIDDEN TESTS
+block = ResidualBlock(64, 64, stride=1)
+x = torch.randn(2, 64, 4, 4)
+assert torch.equal(block.shortcut(x), x) and count_parameters(block.shortcut) == 0, \
+    "ResidualBlock(64, 64): the shortcut should be the identity"
+convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+assert len(convs) == 2, f"a block whose shapes match has two convolutions, not {len(convs)}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_projection_shortcut", "points": 1}
+"""When the shapes differ, the shortcut is a 1x1 convolution with the block's stride, then BatchNorm."""
+def shortcut_layers(block):
+    convs = [m for m in block.shortcut.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in block.shortcut.modules() if isinstance(m, nn.BatchNorm2d)]
+    return convs, norms
+
+
+block = ResidualBlock(16, 32, stride=2)
+convs, norms = shortcut_layers(block)
+assert len(convs) == 1 and convs[0].kernel_size == (1, 1), "the projection is one 1x1 convolution"
+assert (convs[0].in_channels, convs[0].out_channels, convs[0].stride) == (16, 32, (2, 2)), \
+    "ResidualBlock(16, 32, stride=2): the projection should map 16 to 32 channels with stride 2"
+assert len(norms) == 1 and norms[0].num_features == 32, "the projection ends with a BatchNorm2d(32)"
+x = torch.randn(2, 16, 9, 9)
+assert block.shortcut(x).shape == block(x).shape, "the shortcut's output must have the block's output shape"
+### BEGIN HIDDEN TESTS
+for in_channels, out_channels, stride in [(8, 16, 1), (16, 16, 2)]:
+    block = ResidualBlock(in_channels, out_channels, stride)
+    convs, norms = shortcut_layers(block)
+    assert len(convs) == 1 and convs[0].kernel_size == (1, 1) and len(norms) == 1, \
+        f"ResidualBlock({in_channels}, {out_channels}, stride={stride}) needs a projection shortcut"
+    assert convs[0].stride == (stride, stride) and convs[0].out_channels == out_channels, \
+        f"ResidualBlock({in_channels}, {out_channels}, stride={stride}): wrong projection"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_skip_connection", "points": 1}
+"""With the residual branch switched off (bn2 scaled to zero), the block returns ReLU(shortcut(x))."""
+from deepnets.checks import zero_residual_branch
+
+for in_channels, out_channels, stride in [(8, 8, 1), (8, 16, 2)]:
+    block = zero_residual_branch(ResidualBlock(in_channels, out_channels, stride)).eval()
+    x = torch.randn(2, in_channels, 10, 10)
+    with torch.no_grad():
+        assert torch.allclose(block(x), F.relu(block.shortcut(x)), atol=1e-6), \
+            f"ResidualBlock({in_channels}, {out_channels}, stride={stride}) does not add shortcut(x)"
+### BEGIN HIDDEN TESTS
+for in_channels, out_channels, stride in [(6, 6, 1), (4, 12, 1), (6, 6, 2)]:
+    block = zero_residual_branch(ResidualBlock(in_channels, out_channels, stride)).train()
+    x = torch.randn(3, in_channels, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(block(x), F.relu(block.shortcut(x)), atol=1e-5), \
+            f"in train mode, ResidualBlock({in_channels}, {out_channels}, stride={stride}) does not add shortcut(x)"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_gradient_through_skip", "points": 1}
+"""Through an identity shortcut the gradient reaches the input unchanged, even with the residual branch off."""
+### BEGIN HIDDEN TESTS
+from deepnets.checks import zero_residual_branch
+
+block = zero_residual_branch(ResidualBlock(6, 6)).train()
+x = torch.randn(3, 6, 9, 9, requires_grad=True)
+block(x).sum().backward()
+assert x.grad is not None, "no gradient reached the input"
+# d/dx sum(ReLU(0 + x)) is 1 where x > 0 and 0 elsewhere.
+assert torch.allclose(x.grad, (x > 0).float()), "the gradient does not pass unchanged through the skip path"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_downsamples_in_first_conv", "points": 1}
+"""The stride is on the first 3x3 convolution: both 3x3 convolutions output the reduced size."""
+from deepnets.checks import convolutions_run
+
+block = ResidualBlock(8, 16, stride=2)
+sizes = [shape[-2:] for _, conv, shape in convolutions_run(block, torch.randn(2, 8, 16, 16))
+         if conv.kernel_size == (3, 3)]
+assert len(sizes) == 2, f"expected two 3x3 convolutions to run, found {len(sizes)}"
+assert sizes[0] == (8, 8), f"the first 3x3 convolution outputs {sizes[0]}: it should apply the stride (8x8)"
+assert sizes[1] == (8, 8), f"the second 3x3 convolution outputs {sizes[1]}: it should keep the size (8x8)"
+### BEGIN HIDDEN TESTS
+block = ResidualBlock(4, 4, stride=2)
+sizes = [shape[-2:] for _, conv, shape in convolutions_run(block, torch.randn(2, 4, 9, 9))
+         if conv.kernel_size == (3, 3)]
+assert sizes == [(5, 5), (5, 5)], f"ResidualBlock(4, 4, stride=2) on 9x9: 3x3 convolutions output {sizes}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_relu_after_addition", "points": 1}
+"""ReLU comes after the addition: outputs are never negative, whatever the shortcut carries."""
+### BEGIN HIDDEN TESTS
+from deepnets.checks import zero_residual_branch
+
+torch.manual_seed(1)
+x = torch.randn(5, 4, 8, 8) * 3
+with torch.no_grad():
+    assert ResidualBlock(4, 4)(x).min() >= 0, "the block's output has negative values: ReLU must come last"
+    assert ResidualBlock(4, 8, stride=2)(x).min() >= 0, "the block's output has negative values: ReLU must come last"
+    zeroed = zero_residual_branch(ResidualBlock(4, 4)).eval()
+    negative = -x.abs() - 0.1
+    assert torch.equal(zeroed(negative), F.relu(zeroed.shortcut(negative))), \
+        "with the branch off, negative inputs must be cut by the final ReLU"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "block_parameter_count", "points": 1}
+"""The block has the parameters of its design, and the projection's only where the shapes differ."""
+### BEGIN HIDDEN TESTS
+from deepnets.checks import parameters_without_conv_biases
+
+for in_channels, out_channels, stride in [(4, 4, 1), (32, 32, 1), (16, 32, 2), (8, 24, 1), (12, 12, 2)]:
+    expected = 9 * in_channels * out_channels + 9 * out_channels ** 2 + 2 * (2 * out_channels)
+    if stride != 1 or in_channels != out_channels:
+        expected += in_channels * out_channels + 2 * out_channels  # 1x1 projection and its BatchNorm
+    found = parameters_without_conv_biases(ResidualBlock(in_channels, out_channels, stride))
+    assert found == expected, (f"ResidualBlock({in_channels}, {out_channels}, stride={stride}) has {found:,} "
+                               f"parameters (conv biases aside); its design has {expected:,}")
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade_id": "plain_block_intro", "locked": true}
+# ## A plain block, and the gradient at the input
+#
+# `PlainBlock` is your residual block with the skip connection taken out: the same two
+# convolutions and BatchNorms, `ReLU(F(x))` instead of `ReLU(F(x) + shortcut(x))`. (The lesson
+# plan's `PlainBlock(in_channels, out_channels)` had no stride; it gets one here, so that a
+# whole plain network can mirror ResNet-18 below.)
+
+# %% nbgrader={"grade_id": "plain_block", "locked": true}
+class PlainBlock(nn.Module):
+    """A residual block without its skip connection: ReLU(bn2(conv2(ReLU(bn1(conv1(x))))))."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)))
+
+
+# %% [markdown] nbgrader={"grade_id": "input_gradient_intro", "locked": true}
+# How big is the gradient that reaches a block's input? We send a fixed random gradient
+# `upstream` into the block's output (a stand-in for what the layers above would send back)
+# and measure the mean size of ∂loss/∂x, for one block and for stacks of 2 to 16 blocks
+# (4 to 32 convolutions), plain and residual, from the same seed.
+#
+# Why not simply `output.sum().backward()`? Because in training mode a BatchNorm layer's
+# outputs always sum to the same value (it subtracts their mean), so the gradient of that sum
+# through BatchNorm is zero whatever the network. The first line below shows it; a plain
+# block, which ends in BatchNorm and ReLU, would look as if its gradient vanished for that
+# reason alone.
+
+# %% nbgrader={"grade_id": "input_gradient_demo", "locked": true}
+z = torch.randn(4, 8, 6, 6, requires_grad=True)
+nn.BatchNorm2d(8)(z).sum().backward()
+print(f"largest |d sum(BatchNorm(z)) / dz| = {z.grad.abs().max():.1e} (zero up to rounding)\n")
+
+x = torch.randn(8, 64, 16, 16)
+upstream = torch.randn(8, 64, 16, 16)
+print(f"mean |upstream gradient| = {upstream.abs().mean():.3f}")
+print(f"{'blocks':>6} {'plain: mean |dL/dx|':>20} {'residual: mean |dL/dx|':>23}")
+input_gradients = {}
+for depth in (1, 2, 4, 8, 16):
+    set_seed(0)
+    plain = nn.Sequential(*[PlainBlock(64, 64) for _ in range(depth)])
+    set_seed(0)
+    residual = nn.Sequential(*[ResidualBlock(64, 64) for _ in range(depth)])
+    input_gradients[depth] = (input_gradient(plain, x, upstream).abs().mean().item(),
+                              input_gradient(residual, x, upstream).abs().mean().item())
+    print(f"{depth:>6} {input_gradients[depth][0]:>20.3f} {input_gradients[depth][1]:>23.3f}")
+growth = {name: input_gradients[16][index] / input_gradients[1][index]
+          for index, name in enumerate(["plain", "residual"])}
+print(f"\nFrom 1 to 16 blocks the input gradient grows {growth['plain']:.0f}x in the plain stack "
+      f"and {growth['residual']:.0f}x in the residual stack.")
+
+# %% [markdown] nbgrader={"grade_id": "input_gradient_reading", "locked": true}
+# Read the table. A single block passes back a gradient of about the upstream's size either
+# way. Stacked, the plain blocks multiply their effects: the input gradient's size is at the
+# mercy of every layer, and with BatchNorm it drifts (the growth factor above says by how
+# much). In the residual stack each block passes the gradient on through `+ x` and only adds
+# to it, so it changes far more slowly with depth. The derivative of `F(x) + x` is `dF/dx + 1`:
+# whatever the weights do, there is a path on which the gradient is multiplied by one.
+
+# %% [markdown] nbgrader={"grade_id": "part_b_task", "locked": true}
+# ## Part B: ResNet-18 (6 points)
+#
+# Complete `ResNet18(num_classes=10)` for 32x32 MNIST:
+#
+# | part | layers | output for a (N, 1, 32, 32) input |
+# | --- | --- | --- |
+# | stem | `conv1`: 3x3 conv, 1 to 64 channels, padding 1, no bias; `bn1`; ReLU | (N, 64, 32, 32) |
+# | `layer1` | 2 residual blocks, 64 channels, stride 1 | (N, 64, 32, 32) |
+# | `layer2` | 2 residual blocks, 128 channels, the first with stride 2 | (N, 128, 16, 16) |
+# | `layer3` | 2 residual blocks, 256 channels, the first with stride 2 | (N, 256, 8, 8) |
+# | `layer4` | 2 residual blocks, 512 channels, the first with stride 2 | (N, 512, 4, 4) |
+# | head | `avg_pool`: `nn.AdaptiveAvgPool2d(1)`, flatten, `fc`: linear 512 to `num_classes` | (N, num_classes) |
+#
+# Build each stage with `_make_layer(in_channels, out_channels, num_blocks, stride)`: the
+# first block goes from `in_channels` to `out_channels` with `stride`, the others keep
+# `out_channels` with stride 1. (The ImageNet ResNet-18 starts with a 7x7 convolution of
+# stride 2 and a max pooling; on 32x32 digits that would throw away most of the image, so this
+# one starts with a 3x3 convolution, as ResNets for CIFAR do.) 1 + 16 + 1 = 18 layers with
+# weights, not counting the three 1x1 projections.
+
+# %% nbgrader={"grade_id": "resnet18", "solution": true}
+class ResNet18(nn.Module):
+    """ResNet-18 for 32x32 MNIST: a 3x3 stem, stages of [2, 2, 2, 2] ResidualBlocks, pooling, linear."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.conv1 = nn.Conv2d(1, 64, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.layer1 = self._make_layer(64, 64, num_blocks=2, stride=1)
+        self.layer2 = self._make_layer(64, 128, num_blocks=2, stride=2)
+        self.layer3 = self._make_layer(128, 256, num_blocks=2, stride=2)
+        self.layer4 = self._make_layer(256, 512, num_blocks=2, stride=2)
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, num_classes)
+        ### END SOLUTION
+
+    def _make_layer(self, in_channels, out_channels, num_blocks, stride):
+        """One stage: `num_blocks` ResidualBlocks; the first changes the channels and applies `stride`."""
+        ### BEGIN SOLUTION
+        blocks = [ResidualBlock(in_channels, out_channels, stride)]
+        blocks += [ResidualBlock(out_channels, out_channels) for _ in range(num_blocks - 1)]
+        return nn.Sequential(*blocks)
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        x = F.relu(self.bn1(self.conv1(x)))   # (N, 64, 32, 32)
+        x = self.layer1(x)                    # (N, 64, 32, 32)
+        x = self.layer2(x)                    # (N, 128, 16, 16)
+        x = self.layer3(x)                    # (N, 256, 8, 8)
+        x = self.layer4(x)                    # (N, 512, 4, 4)
+        x = self.avg_pool(x).flatten(1)       # (N, 512)
+        return self.fc(x)                     # (N, num_classes)
+        ### END SOLUTION
+
+
+# %% [markdown] nbgrader={"grade_id": "part_b_try", "locked": true}
+# Your network's shapes, traced by running one image through it (each row is recorded by the
+# layer as it runs), and its parameter count:
+
+# %% tags=["nbval-check-output"] nbgrader={"grade_id": "resnet18_try"}
+resnet18 = ResNet18()
+print_shape_table(resnet18, torch.zeros(1, 1, 32, 32))
+
+# %% nbgrader={"grade": true, "grade_id": "resnet18_output_shape", "points": 1}
+"""ResNet18 maps (N, 1, 32, 32) images to (N, num_classes) class scores."""
+model = ResNet18().eval()
+with torch.no_grad():
+    for batch in (1, 3):
+        scores = model(torch.rand(batch, 1, 32, 32))
+        assert scores.shape == (batch, 10), f"batch of {batch}: expected {(batch, 10)}, got {tuple(scores.shape)}"
+    assert ResNet18(num_classes=7).eval()(torch.rand(2, 1, 32, 32)).shape == (2, 7), "num_classes is ignored"
+### BEGIN HIDDEN TESTS
+model.train()
+scores = model(torch.rand(4, 1, 32, 32))
+assert scores.shape == (4, 10) and torch.isfinite(scores).all(), "train mode: wrong shape or non-finite scores"
+with torch.no_grad():
+    assert model.eval()(torch.rand(2, 1, 28, 28)).shape == (2, 10), "28x28 input should work (adaptive pooling)"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "make_layer_builds_a_stage", "points": 1}
+"""_make_layer(in, out, num_blocks, stride) returns num_blocks ResidualBlocks; only the first changes the shape."""
+from deepnets.checks import output_shapes
+
+stage = ResNet18()._make_layer(64, 128, 3, 2)
+shapes = output_shapes(stage, torch.randn(2, 64, 16, 16), ResidualBlock)
+assert len(shapes) == 3, f"_make_layer(64, 128, 3, 2) should run 3 ResidualBlocks, ran {len(shapes)}"
+assert shapes == [(2, 128, 8, 8)] * 3, f"the blocks output {shapes}; expected (2, 128, 8, 8) from the first on"
+### BEGIN HIDDEN TESTS
+for arguments, x, expected in [((32, 32, 1, 1), torch.randn(2, 32, 8, 8), [(2, 32, 8, 8)]),
+                               ((16, 48, 4, 2), torch.randn(2, 16, 9, 9), [(2, 48, 5, 5)] * 4)]:
+    shapes = output_shapes(ResNet18()._make_layer(*arguments), x, ResidualBlock)
+    assert shapes == expected, f"_make_layer{arguments}: blocks output {shapes}, expected {expected}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "resnet18_blocks_per_stage", "points": 1}
+"""ResNet18 has four stages of [2, 2, 2, 2] ResidualBlocks at 64, 128, 256, 512 channels and 32, 16, 8, 4 pixels."""
+from deepnets.checks import output_shapes
+
+model = ResNet18()
+per_stage = [n for n in (sum(isinstance(m, ResidualBlock) for m in child.modules()) for child in model.children()) if n]
+assert per_stage == [2, 2, 2, 2], f"ResidualBlocks per stage: {per_stage}, expected [2, 2, 2, 2]"
+shapes = output_shapes(model, torch.randn(2, 1, 32, 32), ResidualBlock)
+expected = [(2, 64, 32, 32)] * 2 + [(2, 128, 16, 16)] * 2 + [(2, 256, 8, 8)] * 2 + [(2, 512, 4, 4)] * 2
+assert shapes == expected, f"the blocks output {shapes}"
+
+# %% nbgrader={"grade": true, "grade_id": "resnet18_parameter_count", "points": 1}
+"""ResNet18 has exactly the parameters of ResNet-18's layout (convolution biases aside)."""
+from deepnets.checks import parameters_without_conv_biases, resnet_parameter_count
+
+expected = resnet_parameter_count([2, 2, 2, 2])  # 11,172,810 for 1 input channel and 10 classes
+found = parameters_without_conv_biases(ResNet18())
+assert found == expected, f"ResNet18 has {found:,} parameters (conv biases aside); ResNet-18's layout has {expected:,}"
+
+# %% nbgrader={"grade": true, "grade_id": "resnet18_learns", "points": 2}
+"""Trained by the grader on one fixed batch of 16 digits (8 Adam steps), ResNet18 drives its loss below 0.1."""
+### BEGIN HIDDEN TESTS
+from deepnets.checks import overfit_loss
+
+loss = overfit_loss(ResNet18, seed=0, steps=8, batch_size=16, image_size=8)
+print(f"training loss on the grader's batch after 8 steps: {loss:.4f} (a network that learns nothing: 2.30)")
+assert loss < 0.1, f"loss {loss:.3f} after 8 steps: a correct ResNet18 gets below 0.1"
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade_id": "compare_intro", "locked": true}
+# ## Plain against residual, fairly
+#
+# The lesson plan compared ResNet-18 with a plain network that had one convolution per block
+# instead of two: half the convolutions. Whatever the result, it could not say whether the
+# skip connections or the missing convolutions made the difference. Here `PlainNet` is your
+# `ResNet18` with every `ResidualBlock` replaced by a `PlainBlock`: the same stem, the same 16
+# 3x3 convolutions and BatchNorms, the same head. The only parameters it lacks are those of the
+# three projection shortcuts, which are part of the skip connections. Both are trained with
+# the same seed, data order, optimizer (Adam, learning rate 0.001), batch size (64) and budget.
+
+# %% nbgrader={"grade_id": "plain_net", "locked": true}
+def plain_stage(in_channels, out_channels, num_blocks, stride):
+    """A stage laid out like _make_layer's, built from PlainBlocks."""
+    blocks = [PlainBlock(in_channels, out_channels, stride)]
+    blocks += [PlainBlock(out_channels, out_channels) for _ in range(num_blocks - 1)]
+    return nn.Sequential(*blocks)
+
+
+class PlainNet(ResNet18):
+    """ResNet18 without skip connections: every stage is built from PlainBlocks."""
+
+    def _make_layer(self, in_channels, out_channels, num_blocks, stride):
+        return plain_stage(in_channels, out_channels, num_blocks, stride)
+
+
+plainnet = PlainNet()
+assert not any(isinstance(m, ResidualBlock) for m in plainnet.modules()), \
+    "PlainNet still has ResidualBlocks: ResNet18.__init__ must build its stages with self._make_layer"
+projections = sum(count_parameters(m.shortcut) for m in ResNet18().modules() if isinstance(m, ResidualBlock))
+print(f"ResNet18: {count_parameters(ResNet18()):,} parameters; PlainNet: {count_parameters(plainnet):,}; "
+      f"difference {count_parameters(ResNet18()) - count_parameters(plainnet):,}, "
+      f"of which projection shortcuts {projections:,}")
+
+# %% nbgrader={"grade_id": "train_both"}
+histories, models = {}, {}
+for name, model_class in [("PlainNet", PlainNet), ("ResNet18", ResNet18)]:
+    set_seed(0)
+    models[name] = model_class()
+    histories[name] = fit(models[name], mnist, epochs=budget.epochs, batch_size=64, lr=1e-3,
+                          seed=0, device=device, name=name)
+
+# %% nbgrader={"grade_id": "compare_both"}
+def summary(history):
+    """Training loss and accuracy averaged over the last tenth of the steps, and test accuracy."""
+    last = max(2, len(history.step_loss) // 10)
+    return (sum(history.step_loss[-last:]) / last, sum(history.step_accuracy[-last:]) / last,
+            history.final_test_accuracy)
+
+
+print(f"{'model':<10} {'parameters':>11} {'training loss':>14} {'training accuracy':>18} "
+      f"{'test accuracy':>14} {'seconds':>8}")
+for name, history in histories.items():
+    loss, accuracy, test_accuracy = summary(history)
+    print(f"{name:<10} {count_parameters(models[name]):>11,} {loss:>14.4f} {accuracy:>17.1f}% "
+          f"{test_accuracy:>13.2f}% {history.seconds:>8.1f}")
+difference = histories["ResNet18"].final_test_accuracy - histories["PlainNet"].final_test_accuracy
+# Standard error of the difference of two accuracies, each measured on n test images.
+p = histories["PlainNet"].final_test_accuracy / 100
+noise = 100 * (2 * p * (1 - p) / len(mnist.test_labels)) ** 0.5
+print(f"\nResNet18 - PlainNet test accuracy: {difference:+.2f} points on {len(mnist.test_labels):,} test images; "
+      f"two standard errors are {2 * noise:.2f} points, so the gap is "
+      f"{'larger' if abs(difference) > 2 * noise else 'not larger'} than test-set noise alone.")
+plot_training_curves(histories, title=f"PlainNet vs ResNet18 ({budget.name} budget)", train_accuracy=True);
+
+# %% [markdown] nbgrader={"grade_id": "compare_reading", "locked": true}
+# Read the table and the curves before you believe either network "won". Both networks have
+# BatchNorm, so both can be expected to train at 18 layers; the question is how fast the
+# training loss falls, and whether the gap line says the test accuracies differ by more than
+# the test set's size alone would produce. In a short budget, test accuracy (computed in
+# evaluation mode, with BatchNorm's running averages) can trail training accuracy: the VGG
+# demo shows why.
+#
+# ## Gradient flow, layer by layer
+#
+# Which layers get a useful gradient? For one batch of 32 training images we compute the norm
+# of ∂loss/∂weight for every convolution and the final linear layer, in both networks: freshly
+# initialised (same seed), and after the training above. Layers are labelled by name:
+# `layer2.0.conv1` is the first convolution of the first block of stage 2, and
+# `layer2.0.shortcut.0` is that block's 1x1 projection, which only ResNet18 has.
+
+# %% nbgrader={"grade_id": "gradient_flow"}
+import matplotlib.pyplot as plt
+
+images, labels = mnist.train_images[:32], mnist.train_labels[:32]
+norms = {"initialised": {}, "trained": {}}
+for name, model_class in [("PlainNet", PlainNet), ("ResNet18", ResNet18)]:
+    set_seed(0)
+    norms["initialised"][name] = gradient_norms(model_class().to(device), images, labels)
+    norms["trained"][name] = gradient_norms(models[name], images, labels)
+figure, axes = plt.subplots(2, 1, figsize=(11, 8))
+for axis, (when, by_model) in zip(axes, norms.items()):
+    plot_gradient_norms(by_model, title=f"Gradient norm per layer, {when} (one batch of 32)", axis=axis)
+
+
+def first_to_last(layer_norms):
+    """Gradient norm of the first layer (the stem convolution) over that of the last (the linear layer)."""
+    values = list(layer_norms.values())
+    return values[0] / values[-1]
+
+
+for when, by_model in norms.items():
+    for name, layer_norms in by_model.items():
+        values = list(layer_norms.values())
+        print(f"{when:<12} {name:<9} stem / last layer: {first_to_last(layer_norms):6.2f}   "
+              f"largest / smallest layer: {max(values) / min(values):7.1f}")
+
+# %% [markdown] nbgrader={"grade_id": "gradient_flow_reading", "locked": true}
+# What to look for: a network whose early layers get gradients far smaller than its late
+# layers' (vanishing) or far larger (exploding) learns unevenly, and the printed ratios put a
+# number on it. VGG without BatchNorm, in the demo, was the extreme case: its first layer's
+# gradient was about a millionth of its last layer's. With BatchNorm in both networks here,
+# neither comes close to that at 18 layers; compare how much the plain network's early-stage
+# gradients differ from the residual network's, and keep that in mind for the 34-layer
+# comparison after Part C, where depth compounds whatever each block does. (The shortcut
+# projections sit lower than the 3x3 convolutions partly because a 1x1 convolution has 9 times
+# fewer weights.)
+
+# %% [markdown] nbgrader={"grade_id": "part_c_task", "locked": true}
+# ## Part C: mini-challenge, a deeper ResNet (5 points)
+#
+# Complete `DeepResNet(num_classes=10)` with the layout of ResNet-34: the same stem and head
+# as your `ResNet18`, your `ResidualBlock`, channels 64, 128, 256, 512, but **[3, 4, 6, 3]**
+# blocks in the four stages (1 + 32 + 1 = 34 layers with weights). Name the stages `layer1` to
+# `layer4`; the first block of stages 2 to 4 halves the size. Reuse what you can (a
+# `_make_layer` like ResNet18's); do not change `ResNet18`.
+#
+# **Going further (optional, not graded).** ResNet-50 and deeper use a *bottleneck* block:
+# a 1x1 convolution that shrinks the channels four times, the 3x3 convolution at that width,
+# and a 1x1 convolution that expands them again, so that a block costs far fewer parameters.
+# Write `BottleneckBlock` in the cell after the tests if you want to; the cell after it
+# compares it with your `ResidualBlock`.
+
+# %% nbgrader={"grade_id": "deep_resnet", "solution": true}
+class DeepResNet(nn.Module):
+    """ResNet-34's layout for 32x32 MNIST: a 3x3 stem, stages of [3, 4, 6, 3] ResidualBlocks, pooling, linear."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.conv1 = nn.Conv2d(1, 64, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.layer1 = self._make_layer(64, 64, num_blocks=3, stride=1)
+        self.layer2 = self._make_layer(64, 128, num_blocks=4, stride=2)
+        self.layer3 = self._make_layer(128, 256, num_blocks=6, stride=2)
+        self.layer4 = self._make_layer(256, 512, num_blocks=3, stride=2)
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, num_classes)
+        ### END SOLUTION
+
+    def _make_layer(self, in_channels, out_channels, num_blocks, stride):
+        """One stage: `num_blocks` ResidualBlocks; the first changes the channels and applies `stride`."""
+        ### BEGIN SOLUTION
+        blocks = [ResidualBlock(in_channels, out_channels, stride)]
+        blocks += [ResidualBlock(out_channels, out_channels) for _ in range(num_blocks - 1)]
+        return nn.Sequential(*blocks)
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        x = F.relu(self.bn1(self.conv1(x)))   # (N, 64, 32, 32)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))   # (N, 512, 4, 4)
+        return self.fc(self.avg_pool(x).flatten(1))                 # (N, num_classes)
+        ### END SOLUTION
+
+
+# %% tags=["nbval-check-output"] nbgrader={"grade_id": "deep_resnet_try"}
+deep_resnet = DeepResNet()
+print_shape_table(deep_resnet, torch.zeros(1, 1, 32, 32))
+
+# %% nbgrader={"grade": true, "grade_id": "deep_resnet_output_shape", "points": 1}
+"""DeepResNet maps (N, 1, 32, 32) images to (N, num_classes) class scores."""
+model = DeepResNet().eval()
+with torch.no_grad():
+    assert model(torch.rand(3, 1, 32, 32)).shape == (3, 10), "expected (3, 10) scores for 3 images"
+    assert DeepResNet(num_classes=4).eval()(torch.rand(2, 1, 32, 32)).shape == (2, 4), "num_classes is ignored"
+### BEGIN HIDDEN TESTS
+scores = model.train()(torch.rand(4, 1, 32, 32))
+assert scores.shape == (4, 10) and torch.isfinite(scores).all(), "train mode: wrong shape or non-finite scores"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "deep_resnet_blocks_per_stage", "points": 1}
+"""DeepResNet has four stages of [3, 4, 6, 3] ResidualBlocks at 64, 128, 256, 512 channels and 32, 16, 8, 4 pixels."""
+from deepnets.checks import output_shapes
+
+model = DeepResNet()
+per_stage = [n for n in (sum(isinstance(m, ResidualBlock) for m in child.modules()) for child in model.children()) if n]
+assert per_stage == [3, 4, 6, 3], f"ResidualBlocks per stage: {per_stage}, expected [3, 4, 6, 3]"
+shapes = output_shapes(model, torch.randn(2, 1, 32, 32), ResidualBlock)
+expected = [(2, 64, 32, 32)] * 3 + [(2, 128, 16, 16)] * 4 + [(2, 256, 8, 8)] * 6 + [(2, 512, 4, 4)] * 3
+assert shapes == expected, f"the blocks output {shapes}"
+
+# %% nbgrader={"grade": true, "grade_id": "deep_resnet_parameter_count", "points": 1}
+"""DeepResNet has exactly the parameters of ResNet-34's layout (convolution biases aside)."""
+from deepnets.checks import parameters_without_conv_biases, resnet_parameter_count
+
+expected = resnet_parameter_count([3, 4, 6, 3])  # 21,280,970 for 1 input channel and 10 classes
+found = parameters_without_conv_biases(DeepResNet())
+assert found == expected, f"DeepResNet has {found:,} parameters (conv biases aside); ResNet-34's layout has {expected:,}"
+
+# %% nbgrader={"grade": true, "grade_id": "deep_resnet_learns", "points": 2}
+"""Trained by the grader on one fixed batch of 16 digits (8 Adam steps), DeepResNet drives its loss below 0.1."""
+### BEGIN HIDDEN TESTS
+from deepnets.checks import overfit_loss
+
+loss = overfit_loss(DeepResNet, seed=0, steps=8, batch_size=16, image_size=8)
+print(f"training loss on the grader's batch after 8 steps: {loss:.4f} (a network that learns nothing: 2.30)")
+assert loss < 0.1, f"loss {loss:.3f} after 8 steps: a correct DeepResNet gets below 0.1"
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade_id": "bottleneck_task", "locked": true}
+# **Optional: a bottleneck block.** `BottleneckBlock(in_channels, out_channels, stride=1)`:
+# a 1x1 convolution from `in_channels` to `out_channels // 4`, a 3x3 convolution at that width
+# with the block's stride, a 1x1 convolution up to `out_channels`, each followed by BatchNorm
+# (ReLU after the first two), and the same shortcut rule as `ResidualBlock`. Not graded; leave
+# the cell as it is if you skip it.
+
+# %% nbgrader={"grade_id": "bottleneck_block", "solution": true}
+class BottleneckBlock(nn.Module):
+    """ResNet-50's block: 1x1 down to out/4 channels, 3x3 (with the stride), 1x1 up; plus a shortcut."""
+
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        ### BEGIN SOLUTION
+        width = out_channels // 4
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels))
+        else:
+            self.shortcut = nn.Identity()
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        out = F.relu(self.bn1(self.conv1(x)))     # (N, out / 4, H, W)
+        out = F.relu(self.bn2(self.conv2(out)))   # (N, out / 4, H / stride, W / stride)
+        out = self.bn3(self.conv3(out))           # (N, out, H / stride, W / stride)
+        return F.relu(out + self.shortcut(x))
+        ### END SOLUTION
+
+
+# %% tags=["nbval-check-output"] nbgrader={"grade_id": "bottleneck_try"}
+try:
+    for in_channels, out_channels, stride in [(256, 256, 1), (256, 512, 2)]:
+        x = torch.randn(2, in_channels, 8, 8)
+        bottleneck, basic = BottleneckBlock(in_channels, out_channels, stride), ResidualBlock(in_channels, out_channels, stride)
+        print(f"({in_channels} -> {out_channels}, stride {stride}): BottleneckBlock {tuple(bottleneck(x).shape)}, "
+              f"{count_parameters(bottleneck):,} parameters; ResidualBlock {tuple(basic(x).shape)}, "
+              f"{count_parameters(basic):,} parameters")
+except NotImplementedError:
+    print("BottleneckBlock is optional and not written yet.")
+
+# %% [markdown] nbgrader={"grade_id": "deep_train_intro", "locked": true}
+# ### Training DeepResNet, and gradient flow at 34 layers
+#
+# DeepResNet is trained with the same recipe as ResNet-18 above (in the full budget for 3
+# epochs, as the lesson plan did, against ResNet-18's 5: the table prints both). Then the
+# gradient flow again, now between DeepResNet and a plain network of the same 34-layer layout.
+
+# %% nbgrader={"grade_id": "train_deep"}
+set_seed(0)
+models["DeepResNet"] = DeepResNet()
+histories["DeepResNet"] = fit(models["DeepResNet"], mnist, epochs=budget.deep_epochs, batch_size=64,
+                              lr=1e-3, seed=0, device=device, name="DeepResNet")
+print(f"{'model':<11} {'parameters':>11} {'epochs':>7} {'training loss':>14} {'test accuracy':>14} {'seconds':>8}")
+for name in ("ResNet18", "DeepResNet"):
+    loss, _, test_accuracy = summary(histories[name])
+    print(f"{name:<11} {count_parameters(models[name]):>11,} {len(histories[name].epoch_loss):>7} "
+          f"{loss:>14.4f} {test_accuracy:>13.2f}% {histories[name].seconds:>8.1f}")
+
+# %% nbgrader={"grade_id": "deep_gradient_flow"}
+class PlainDeepNet(DeepResNet):
+    """DeepResNet without skip connections: every stage is built from PlainBlocks."""
+
+    def _make_layer(self, in_channels, out_channels, num_blocks, stride):
+        return plain_stage(in_channels, out_channels, num_blocks, stride)
+
+
+assert not any(isinstance(m, ResidualBlock) for m in PlainDeepNet().modules()), \
+    "PlainDeepNet still has ResidualBlocks: DeepResNet.__init__ must build its stages with self._make_layer"
+deep_norms = {}
+for name, model_class in [("plain, 34 layers", PlainDeepNet), ("DeepResNet", DeepResNet)]:
+    set_seed(0)
+    deep_norms[name] = gradient_norms(model_class().to(device), images, labels)
+plot_gradient_norms(deep_norms, title="Gradient norm per layer at initialisation, 34 layers (one batch of 32)")
+for name, layer_norms in deep_norms.items():
+    values = list(layer_norms.values())
+    print(f"{name:<17} stem / last layer: {first_to_last(layer_norms):6.2f}   "
+          f"largest / smallest layer: {max(values) / min(values):7.1f}")
+# The second layer in both lists is the first block's first convolution.
+ratio = list(deep_norms["plain, 34 layers"].values())[1] / list(deep_norms["DeepResNet"].values())[1]
+print(f"First block's first convolution: the plain network's gradient is {ratio:.1f}x DeepResNet's.")
+
+# %% [markdown] nbgrader={"grade_id": "deep_gradient_reading", "locked": true}
+# Compare these ratios with the 18-layer ones above (the initialised pair). With BatchNorm, a
+# deep plain network's gradients do not vanish: if your numbers look like ours, they *grow*
+# towards the input, more so at 34 layers than at 18 (the drift of the stacked-block table
+# in Part A), while the residual network keeps its layers' gradients in a narrower range.
+# Without BatchNorm and with a poor initialisation, as VGG showed, the same compounding
+# shrinks gradients to nothing instead.
+
+# %% [markdown] nbgrader={"grade_id": "part_d_task", "locked": true}
+# ## Part D: reflection (13 points)
+#
+# Answer each question in a few sentences. Use the numbers and plots of this notebook and of
+# the VGG demo: say what they show and what they cannot show. Points are given for reasoning
+# from evidence, not for length. (If you ran the quick budget, rerun with
+# `DEEPNETS_BUDGET=demo` first: a handful of training steps shows little.)
+#
+# **1. Why do skip connections help against the vanishing gradient problem, and in deep
+# networks generally?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_skip_connections", "points": 2, "solution": true}
+# Model answer: a residual block outputs F(x) + x, so the derivative of its output with respect
+# to its input is dF/dx + I. However small (or large) the branch's derivative, the identity term
+# carries the gradient back unchanged, so the gradient reaching early layers is not a product
+# of one factor per layer that can shrink (or grow) without bound. In the stacked-block table,
+# the residual stack's input gradient changed far less from 1 to 16 blocks than the plain
+# stack's. A block that is not needed can also learn F(x) = 0 and pass its input on.
+#
+# Mark scheme: 1 point for the mechanism (identity term in the derivative, or an additive path
+# the gradient takes without passing through the weights); 1 point for evidence from the
+# notebook (the stacked-block table or the gradient-flow ratios), or for noting that with
+# BatchNorm the plain network's problem here was growth rather than vanishing.
+
+# %% [markdown] nbgrader={"grade_id": "reflection_2_question", "locked": true}
+# **2. How do gradients flow differently in plain and residual networks? Describe what your
+# gradient-flow plots and ratios show at 18 and at 34 layers.** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_gradient_flow", "points": 2, "solution": true}
+# Model answer: at 18 layers with BatchNorm both networks give every layer a gradient of a
+# similar order of magnitude; the plain network's early stages get somewhat larger gradients.
+# At 34 layers the difference grows: the plain network's first-stage gradients were several
+# times larger than DeepResNet's (the printed ratio), and its largest-to-smallest layer ratio
+# was wider, while DeepResNet's stayed in a narrower band. Gradients in a plain network are
+# multiplied through every layer on the way back, so whatever each layer does compounds with
+# depth; in a residual network they also flow along the identity paths.
+#
+# Mark scheme: 1 point for describing their own plots with numbers (ratios or orders of
+# magnitude, 18 against 34 layers); 1 point for a correct explanation (compounding through
+# layers against identity paths) that does not claim vanishing where the plot shows growth.
+
+# %% [markdown] nbgrader={"grade_id": "reflection_3_question", "locked": true}
+# **3. How does VGG's design philosophy differ from AlexNet's?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_vgg_alexnet", "points": 2, "solution": true}
+# Model answer: AlexNet chose each layer by hand, with large early kernels (11x11 with stride 4,
+# then 5x5) and an irregular sequence of layers. VGG fixed one rule: blocks of 3x3
+# convolutions (padding 1) followed by 2x2 max pooling, doubling the channels after each
+# pooling, and went deeper (16-19 layers) by repeating the block. Two stacked 3x3 convolutions
+# see a 5x5 window with 28% fewer parameters and an extra ReLU (three see 7x7 with 45% fewer),
+# as the demo computed. The price: far more computation, and most parameters in the fully
+# connected layers (56% for our VGG-16).
+#
+# Mark scheme: 1 point for the contrast (hand-designed large kernels against one repeated
+# block of small kernels, deeper); 1 point for the receptive-field and parameter argument with
+# numbers, or for a cost the demo showed (compute, parameters in the classifier, hard to train
+# without BatchNorm).
+
+# %% [markdown] nbgrader={"grade_id": "reflection_4_question", "locked": true}
+# **4. What makes ResNet such a breakthrough?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_resnet_breakthrough", "points": 2, "solution": true}
+# Model answer: before ResNet, deeper plain networks trained *worse*, on the training set as
+# well (the degradation problem), so depth stopped paying off at around 20 layers. Residual
+# connections made depth cheap: a block defaults to something close to the identity, gradients
+# have a direct path, and networks of 50, 152 and (in the paper) over 1,000 layers trained;
+# ResNet won ImageNet 2015 and its block became the default building unit of later
+# architectures. Its cost is small: an identity shortcut adds no parameters, a projection few.
+#
+# Mark scheme: 1 point for the problem it solved (degradation of deep plain networks, not
+# overfitting; or training very deep networks at all); 1 point for why it works or what it
+# enabled (identity path and easy identity, depth of 100+ layers, reuse in later designs).
+
+# %% [markdown] nbgrader={"grade_id": "reflection_5_question", "locked": true}
+# **5. What would you consider when choosing a network's depth?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_depth", "points": 2, "solution": true}
+# Model answer: whether the network can be trained at that depth (VGG-16 without BatchNorm did
+# not learn at all; skip connections and normalisation make depth trainable); the cost in
+# parameters, time and memory (DeepResNet has about 21 million parameters to ResNet-18's 11
+# million and takes about twice as long a step); the size of the data set and the task (on
+# MNIST an 18-layer network already has far more capacity than needed, so a deeper one can
+# only overfit more or train longer); and evidence: compare depths fairly, with the same
+# budget and seed, and look at validation accuracy, not only training loss.
+#
+# Mark scheme: 1 point for two or more distinct considerations (trainability, compute and
+# memory, data size and overfitting, the accuracy gain actually observed); 1 point for tying at
+# least one of them to a number from today's notebooks.
+
+# %% [markdown] nbgrader={"grade_id": "reflection_6_question", "locked": true}
+# **6. What was the most important concept you learned today, and which output of today's
+# notebooks showed it to you?** (2 points)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_most_important", "points": 2, "solution": true}
+# Model answer (one of many): that a network can fail to learn for reasons that have nothing to
+# do with its capacity. VGG-16 as written sat at a loss of ln 10; its first layer's gradient
+# was about a millionth of its last layer's at initialisation. BatchNorm and, for deeper
+# networks, skip connections are what make depth usable.
+#
+# Mark scheme: 1 point for a concept of the day stated correctly (VGG blocks, receptive field,
+# vanishing or exploding gradients, BatchNorm, residual connections, projection shortcuts,
+# fair comparisons); 1 point for pointing to a specific output (a number, table or plot) that
+# demonstrates it.
+
+# %% [markdown] nbgrader={"grade_id": "reflection_7_question", "locked": true}
+# **7. What questions do you have about modern architectures?** (1 point)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_open_question", "points": 1, "solution": true}
+# Example: "Why does ResNet put BatchNorm and ReLU before the addition, and what changes in the
+# 'pre-activation' ResNet that moves them?" or "Could a plain 34-layer network with a better
+# initialisation train as well as DeepResNet?"
+#
+# Mark scheme: 1 point for a specific question that builds on today's material (not "none" or
+# a yes/no question with an obvious answer). Graders may answer it in the feedback.
+
+# %% [markdown] nbgrader={"grade_id": "wrap_up", "locked": true}
+# ## Wrap-up
+#
+# * A **residual block** adds its input back: `ReLU(F(x) + shortcut(x))`. The shortcut is the
+#   identity whenever the shapes match and a 1x1 projection only where they change.
+# * **ResNet-18** is a stem, four stages of two blocks (64 to 512 channels, halving the size),
+#   global average pooling and one linear layer: about 11 million parameters.
+# * A **fair comparison** changes one thing: PlainNet and ResNet18 share every convolution.
+# * **Gradient flow**: without normalisation, deep plain networks' gradients vanish (VGG);
+#   with BatchNorm they drift instead; the identity path of residual blocks keeps them in range.
+#
+# Next: transfer learning with networks pretrained on ImageNet, such as ResNet.

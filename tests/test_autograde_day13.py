@@ -1,0 +1,85 @@
+"""End to end: Day 13 submissions autograded by nbgrader with this course's configuration."""
+
+import re
+import sys
+import time
+
+import pytest
+
+from nbgrader_harness import (REPO, autograde, build_course, fill_answers, make_course, released,
+                              scores, solution_answers, submit)
+
+sys.path.insert(0, str(REPO / "autograder" / "calibration"))
+import day13_mutants  # noqa: E402  (subtly wrong submissions, and the checks each must fail)
+import lesson_plan_day13  # noqa: E402  (the lesson plan's own answer, written independently)
+
+ASSIGNMENT, NOTEBOOK = "day13_vgg_resnet", "resnet"
+LESSON = REPO / "source" / ASSIGNMENT / f"{NOTEBOOK}.py"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """All submissions graded in one `nbgrader autograde` run; student -> grade_id -> (score, max)."""
+    course = make_course(tmp_path_factory.mktemp("day13"), ASSIGNMENT)
+    release = released(course, ASSIGNMENT, NOTEBOOK)
+    solution = solution_answers(ASSIGNMENT, NOTEBOOK)
+    submissions = {
+        "solution": fill_answers(release, solution),
+        "untouched": release,
+        "lesson_plan": fill_answers(release, lesson_plan_day13.ANSWERS),
+    }
+    for name in day13_mutants.MUTATIONS:
+        submissions[name] = fill_answers(release, day13_mutants.mutate(solution, name))
+    for student, notebook in submissions.items():
+        submit(course, ASSIGNMENT, student, NOTEBOOK, notebook)
+    start = time.perf_counter()
+    autograde(course, ASSIGNMENT)
+    print(f"autograded {len(submissions)} submissions in {time.perf_counter() - start:.0f} s")
+    return {student: scores(course, ASSIGNMENT, student, NOTEBOOK) for student in submissions}
+
+
+def failed(cells):
+    return {name for name, (score, maximum) in cells.items() if score < maximum}
+
+
+def test_there_are_many_small_autograded_checks(graded):
+    cells = graded["solution"]
+    assert len(cells) >= 15
+    assert all(0 < maximum <= 2 for _, maximum in cells.values())
+
+
+def test_points_in_each_heading_add_up():
+    """'## Part X: ... (N points)' equals the points of the graded cells that follow it."""
+    parts, current = {}, None
+    for cell in build_course.source_notebook(LESSON).cells:
+        heading = re.search(r"^## Part ([A-Z]):.*\((\d+) points\)", cell.source, re.MULTILINE)
+        if cell.cell_type == "markdown" and heading:
+            current = heading.group(1)
+            parts[current] = [int(heading.group(2)), 0]
+        nbgrader = cell.metadata.get("nbgrader", {})
+        if nbgrader.get("grade"):
+            assert current is not None, f"{nbgrader['grade_id']} comes before any part"
+            parts[current][1] += nbgrader["points"]
+    assert set(parts) == {"A", "B", "C", "D"}
+    assert {part: stated for part, (stated, _) in parts.items()} == \
+        {part: counted for part, (_, counted) in parts.items()}
+
+
+def test_solution_gets_full_marks_on_every_autograded_cell(graded):
+    assert failed(graded["solution"]) == set()
+
+
+def test_lesson_plan_answer_written_independently_gets_full_marks(graded):
+    assert failed(graded["lesson_plan"]) == set()
+
+
+def test_untouched_release_scores_zero(graded):
+    assert sum(score for score, _ in graded["untouched"].values()) == 0
+    assert set(graded["untouched"]) == set(graded["solution"]), "some checks were not graded"
+
+
+@pytest.mark.parametrize("mutation", sorted(day13_mutants.MUTATIONS))
+def test_subtly_wrong_submission_fails_exactly_its_checks(graded, mutation):
+    expected = day13_mutants.must_fail(mutation)
+    assert expected <= set(graded["solution"]), "a mutation names a check that does not exist"
+    assert failed(graded[mutation]) == expected
