@@ -46,3 +46,5 @@ c.Autograde.autograde_preprocessors = [
 c.SandboxedExecute.timeout = 120
 c.ClearHiddenTests.enforce_metadata = False
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# zip_collect (an LMS download): student ids from the file names of common LMS layouts.
+c.ZipCollectApp.collector_plugin = "autograder.intake.CourseFileNameCollector"

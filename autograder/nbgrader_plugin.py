@@ -11,7 +11,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +26,44 @@ from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocess
 from nbgrader import utils
 
 from autograder.sandbox import RUNTIME, Limits, isolation_level, run_sandboxed
-from autograder.trusted import load_checks, run_checks
+from autograder import trusted
+from autograder.trusted import CheckResult, course_root, lesson_path, load_checks, run_checks
+
+CACHE_VARIABLE = "GRADER_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where results of sandboxed runs are kept, by the hash of everything they depend on."""
+    return Path(os.environ.get(CACHE_VARIABLE) or course_root() / "grading" / ".cache")
+
+
+def fingerprint(*parts) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(json.dumps(part, sort_keys=True).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def code_version(*paths: Path) -> str:
+    """Hash of the grader's own code: a change to it invalidates every cached result."""
+    return fingerprint(*[Path(p).read_text() for p in paths])
+
+
+def cache_get(kind: str, key: str):
+    path = cache_dir() / kind / f"{key}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def cache_put(kind: str, key: str, value) -> None:
+    """Write atomically, so an interrupted run never leaves half a result behind."""
+    folder = cache_dir() / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{key}.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps(value))
+    os.replace(temporary, folder / f"{key}.json")
 
 MAX_EXTRA_FILES_BYTES = 50 * 2**20
 OUTPUT_TYPES = {"stream", "error", "display_data", "execute_result"}
@@ -97,11 +137,20 @@ class SandboxedExecute(Execute):
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
         header = {"timeout": self.timeout or 120, "kernel": kernel}
         files = self._extra_files(resources.get("metadata", {}).get("path"))
-        run = run_sandboxed([sys.executable, "-I", str(RUNTIME / "run_notebook.py")],
-                            stdin=json.dumps(header).encode() + b"\n" + nbformat.writes(visible).encode(),
-                            limits=self.limits(), files=files)
+        key = fingerprint([(c.cell_type, c.source) for c in visible.cells], header,
+                          dataclasses.asdict(self.limits()),
+                          {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+                          code_version(RUNTIME / "run_notebook.py", Path(__file__)))
+        cached = cache_get("execute", key)
+        if cached is None:
+            run = run_sandboxed([sys.executable, "-I", str(RUNTIME / "run_notebook.py")],
+                                stdin=json.dumps(header).encode() + b"\n" + nbformat.writes(visible).encode(),
+                                limits=self.limits(), files=files, with_data=True)
+            cached = {"stdout": run.stdout.decode("utf-8", "replace"), "problem": run.problem,
+                      "isolation": run.isolation, "seconds": round(run.seconds, 1)}
+            cache_put("execute", key, cached)
         finished, stopped = set(), None
-        for line in run.stdout.split(b"\n"):
+        for line in cached["stdout"].split("\n"):
             try:
                 record = json.loads(line) if line.strip() else None
             except ValueError:
@@ -115,7 +164,7 @@ class SandboxedExecute(Execute):
                 finished.add(index)
             elif "stopped" in record:
                 stopped = str(record.get("error", ""))[:300]
-        problem = run.problem or stopped
+        problem = cached["problem"] or stopped
         if problem:
             self.log.warning("Sandboxed run of %s stopped: %s", resources.get("unique_key"), problem)
             for index, cell in enumerate(nb.cells):
@@ -125,7 +174,7 @@ class SandboxedExecute(Execute):
                         traceback=[f"This cell did not run: {problem}"])]
                     break
         nb.metadata.setdefault("grading", {})["execution"] = {
-            "isolation": run.isolation, "seconds": round(run.seconds, 1), "problem": problem}
+            "isolation": cached["isolation"], "seconds": cached["seconds"], "problem": problem}
         return nb, resources
 
     def _extra_files(self, folder) -> dict[str, bytes]:
@@ -134,7 +183,8 @@ class SandboxedExecute(Execute):
         if not folder or not Path(folder).is_dir():
             return files
         for path in sorted(Path(folder).iterdir()):
-            if path.is_file() and not path.is_symlink() and path.suffix != ".ipynb":
+            if path.is_file() and not path.is_symlink() and path.suffix != ".ipynb" \
+                    and path.name != "timestamp.txt":
                 size = path.stat().st_size
                 if total + size <= MAX_EXTRA_FILES_BYTES:
                     files[path.name] = path.read_bytes()
@@ -159,10 +209,7 @@ class TrustedChecks(NbGraderPreprocessor):
         if module is not None and getattr(module, "NOTEBOOK", notebook) == notebook:
             answers = {cell.metadata.nbgrader["grade_id"]: cell.source for cell in nb.cells
                        if cell.cell_type == "code" and utils.is_solution(cell)}
-            limits = Limits(wall_seconds=self.wall_seconds, cpu_seconds=int(self.wall_seconds * 2),
-                            memory_bytes=self.memory_mb * 2**20)
-            results = run_checks(assignment, answers, student=student, limits=limits,
-                                 timeout_scale=self.probe_timeout_scale)
+            results = self.checked(module, assignment, student, answers)
         else:
             problem = f"no trusted checks for {assignment}/{notebook}"
             self.log.warning("%s: add autograder/checks/%s.py", problem, assignment)
@@ -188,6 +235,22 @@ class TrustedChecks(NbGraderPreprocessor):
         nb.metadata.setdefault("grading", {}).update(
             {"checks": verdicts, "checks_problem": problem, "isolation": isolation_level()})
         return nb, resources
+
+    def checked(self, module, assignment, student, answers) -> dict[str, CheckResult]:
+        """run_checks, or its result from an earlier run on exactly the same inputs."""
+        limits = Limits(wall_seconds=self.wall_seconds, cpu_seconds=int(self.wall_seconds * 2),
+                        memory_bytes=self.memory_mb * 2**20)
+        key = fingerprint(assignment, student, answers, dataclasses.asdict(limits),
+                          self.probe_timeout_scale, os.environ.get("GRADER_SECRET", ""),
+                          code_version(Path(module.__file__), lesson_path(assignment),
+                                       Path(trusted.__file__), RUNTIME / "probe_worker.py"))
+        cached = cache_get("checks", key)
+        if cached is None:
+            results = run_checks(assignment, answers, student=student, limits=limits,
+                                 timeout_scale=self.probe_timeout_scale)
+            cached = {grade_id: dataclasses.asdict(result) for grade_id, result in results.items()}
+            cache_put("checks", key, cached)
+        return {grade_id: CheckResult(**value) for grade_id, value in cached.items()}
 
     @staticmethod
     def _error(message: str) -> NotebookNode:

@@ -116,10 +116,10 @@ def hidden_data_paths() -> list[str]:
         return []
 
 
-def clean_environment(home: str) -> dict[str, str]:
+def clean_environment(home: str, data_root: str | None = None) -> dict[str, str]:
     """What the student process may see of the environment: nothing of the grader's."""
     venv_bin = str(Path(sys.executable).parent)
-    return {
+    return {**({"DEEPNETS_DATA_ROOT": data_root} if data_root else {}),
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": home, "TMPDIR": "/tmp" if isolation_level() == "namespaces" else home,
         "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
@@ -145,6 +145,14 @@ def _rlimits(limits: Limits) -> dict[str, int]:
             "RLIMIT_NOFILE": int(limits.open_files), "RLIMIT_CORE": 0}
 
 
+def die_with_parent() -> None:
+    """Linux: the child is killed when the grading process that started it dies (an interrupted run)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _apply_rlimits(values: dict[str, int]) -> None:
     import resource
 
@@ -153,11 +161,15 @@ def _apply_rlimits(values: dict[str, int]) -> None:
 
 
 def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None = None,
-                  files: dict[str, bytes] | None = None, extra_readable: list[str] = ()) -> SandboxResult:
+                  files: dict[str, bytes] | None = None, with_data: bool = False) -> SandboxResult:
     """Run `argv` (its first item an executable of this venv) sandboxed; return what it printed.
 
     `files` (name -> bytes) are put in the child's working folder (its home) before it starts.
+    `with_data`: the child may read MNIST (the data root, the offline sample). Runs that decide
+    a grade never get it: its labels would let a submission fake the accuracy check.
     """
+    data_root = os.environ.get("DEEPNETS_DATA_ROOT") if with_data else None
+    extra_readable = [data_root] if data_root and os.path.isdir(data_root) else []
     limits = limits or Limits()
     level = isolation_level()
     staging = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
@@ -173,17 +185,17 @@ def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None 
                 "root": str(staging / "root"), "home_source": str(home), "uid": uid,
                 "readonly": ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc",
                              *python_paths(), str(RUNTIME), *extra_readable],
-                "hidden": hidden_data_paths(), "disk_bytes": limits.disk_bytes,
-                "rlimits": _rlimits(limits), "env": clean_environment("/home/student"),
+                "hidden": [] if with_data else hidden_data_paths(), "disk_bytes": limits.disk_bytes,
+                "rlimits": _rlimits(limits), "env": clean_environment("/home/student", data_root),
                 "argv": argv,
             }
             (staging / "config.json").write_text(json.dumps(config))
             command = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child",
                        sys.executable, "-I", "-S", str(ENTER), str(staging / "config.json")]
-            preexec, env, cwd = None, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, "/"
+            preexec, env, cwd = die_with_parent, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, "/"
         else:
             values = _rlimits(limits)
-            env = clean_environment(str(home))
+            env = clean_environment(str(home), data_root)
             cwd = str(home)
             as_root = hasattr(os, "geteuid") and os.geteuid() == 0
             if as_root:
@@ -192,6 +204,7 @@ def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None 
                     os.chown(path, uid, uid)
 
             def preexec():
+                die_with_parent()
                 _apply_rlimits(values)
                 if as_root:
                     os.setgroups([])

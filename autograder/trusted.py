@@ -149,8 +149,7 @@ def run_checks(assignment: str, answers: dict[str, str], *, student: str = "",
     limits = limits or Limits()
     limits = dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, total))
     run = run_sandboxed([sys.executable, "-I", str(RUNTIME / "probe_worker.py")],
-                        stdin=json.dumps(header).encode() + b"\n" + arrays, limits=limits,
-                        extra_readable=[])
+                        stdin=json.dumps(header).encode() + b"\n" + arrays, limits=limits)
     records, cell_errors = parse_report(run.stdout)
     results = {}
     for check in module.CHECKS:
