@@ -39,7 +39,7 @@ class Check:
     probe: Callable
     judge: Callable
     hint: str
-    timeout: int = 30
+    timeout: int = 10           # seconds; correct code needs well under one
 
 
 @dataclasses.dataclass
@@ -144,6 +144,7 @@ def run_checks(assignment: str, answers: dict[str, str], *, student: str = "",
         "probes": [{"check": c.grade_id, "function": c.probe.__name__,
                     "timeout": max(1, int(c.timeout * timeout_scale))} for c in module.CHECKS],
         "arrays": len(arrays),
+        "cell_timeout": max(5, int(60 * timeout_scale)),
     }
     total = sum(probe["timeout"] for probe in header["probes"]) + 60
     limits = limits or Limits()

@@ -167,14 +167,17 @@ def main():
     exec(compile(header["probes_source"], "<grader>", "exec"), grader)
     student = {"__name__": "__main__", "__builtins__": builtins}
     exec(compile(header["preamble"], "<preamble>", "exec"), student)
+    _signal(signal.SIGALRM, on_alarm)
     for grade_id, source in header["cells"]:
         try:
+            _alarm(_int(header.get("cell_timeout", 60)))
             exec(compile(source, f"<answer {grade_id}>", "exec"), student)
+            _alarm(0)
             emit({"cell": grade_id, "ok": True})
         except BaseException as error:  # noqa: B036 (SystemExit too: it is the student's)
+            _alarm(0)
             emit({"cell": grade_id, "error": describe_error(error)})
     tools = Tools(arrays)
-    _signal(signal.SIGALRM, on_alarm)
     for probe in header["probes"]:
         try:
             _alarm(_int(probe["timeout"]))
