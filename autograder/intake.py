@@ -35,11 +35,12 @@ class CourseFileNameCollector(FileNameCollectorPlugin):
     Set FileNameCollector.named_regexp to use one pattern of your own instead.
     """
 
+    ID = r"[A-Za-z0-9][^/_]*"          # starts with a letter or digit: never "." or ".."
     PATTERNS = [
-        r"^(?P<student_id>[^/_]+)(?:_[^/]*)?/(?:[^/]+/)*(?P<file_id>[^/]+)$",
-        r"^(?P<student_id>[^/_]+)_\d+_\d+_(?:LATE_)?(?P<file_id>[^/]+)$",
-        r"^(?P<student_id>[^/_\-]+)[_\-](?P<file_id>[^/]+)$",
-        r"^(?P<file_id>(?P<student_id>[^/_\-]+)\.(?:zip|ipynb))$",
+        rf"^(?P<student_id>{ID})(?:_[^/]*)?/(?:[^/]+/)*(?P<file_id>[^/]+)$",
+        rf"^(?P<student_id>{ID})_\d+_\d+_(?:LATE_)?(?P<file_id>[^/]+)$",
+        r"^(?P<student_id>[A-Za-z0-9][^/_\-]*)[_\-](?P<file_id>[^/]+)$",
+        r"^(?P<file_id>(?P<student_id>[A-Za-z0-9][^/_\-]*)\.(?:zip|ipynb))$",
     ]
 
     def collect(self, submitted_file):

@@ -106,13 +106,12 @@ def submission_seed(assignment: str, student: str) -> int:
 
 
 def probes_source(module) -> str:
-    """The source of the module's probe functions only: what the sandbox gets to see."""
+    """The source of the module's probe functions (and PROBE_HELPERS) only: what the sandbox sees."""
     functions = [obj for name, obj in vars(module).items()
                  if inspect.isfunction(obj) and obj.__module__ == module.__name__
                  and (name.startswith("probe_") or name in getattr(module, "PROBE_HELPERS", ()))]
-    helpers = [getattr(module, name) for name in ("zeroed_block",) if hasattr(module, name)]
     seen, parts = set(), []
-    for function in helpers + functions:
+    for function in functions:
         if function.__name__ not in seen:
             seen.add(function.__name__)
             parts.append(inspect.getsource(function))

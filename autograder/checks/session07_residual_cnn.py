@@ -25,6 +25,7 @@ from torch import nn
 from deepnets import count_parameters
 """
 
+PROBE_HELPERS = ("zeroed_block",)  # functions besides probe_* that the probes call
 VISIBLE_SHAPES = [(4, 8, 28, 28), (4, 32, 14, 14), (4, 1, 7, 7)]
 HIDDEN_SHAPES = [(1, 3, 5, 9), (2, 16, 28, 28), (7, 64, 4, 4), (3, 5, 11, 6)]
 
