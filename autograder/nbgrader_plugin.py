@@ -209,7 +209,8 @@ class TrustedChecks(NbGraderPreprocessor):
         if module is not None and getattr(module, "NOTEBOOK", notebook) == notebook:
             answers = {cell.metadata.nbgrader["grade_id"]: cell.source for cell in nb.cells
                        if cell.cell_type == "code" and utils.is_solution(cell)}
-            results = self.checked(module, assignment, student, answers)
+            results, problem = self.checked(module, assignment, student, answers)
+            problem = problem and f"the checks' run was stopped: {problem}"
         else:
             problem = f"no trusted checks for {assignment}/{notebook}"
             self.log.warning("%s: add autograder/checks/%s.py", problem, assignment)
@@ -236,7 +237,7 @@ class TrustedChecks(NbGraderPreprocessor):
             {"checks": verdicts, "checks_problem": problem, "isolation": isolation_level()})
         return nb, resources
 
-    def checked(self, module, assignment, student, answers) -> dict[str, CheckResult]:
+    def checked(self, module, assignment, student, answers) -> tuple[dict[str, CheckResult], str | None]:
         """run_checks, or its result from an earlier run on exactly the same inputs."""
         limits = Limits(wall_seconds=self.wall_seconds, cpu_seconds=int(self.wall_seconds * 2),
                         memory_bytes=self.memory_mb * 2**20)
@@ -248,9 +249,11 @@ class TrustedChecks(NbGraderPreprocessor):
         if cached is None:
             results = run_checks(assignment, answers, student=student, limits=limits,
                                  timeout_scale=self.probe_timeout_scale)
-            cached = {grade_id: dataclasses.asdict(result) for grade_id, result in results.items()}
+            cached = {"results": {grade_id: dataclasses.asdict(r) for grade_id, r in results.items()},
+                      "problem": run_checks.last_problem}
             cache_put("checks", key, cached)
-        return {grade_id: CheckResult(**value) for grade_id, value in cached.items()}
+        return ({grade_id: CheckResult(**value) for grade_id, value in cached["results"].items()},
+                cached["problem"])
 
     @staticmethod
     def _error(message: str) -> NotebookNode:

@@ -75,7 +75,8 @@ class SandboxResult:
             return f"the process ended by {name} ({reason})"
         if self.returncode == 137:
             return "the process was killed (memory or time limit)"
-        return f"the process exited with status {self.returncode}"
+        last = self.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        return f"the process exited with status {self.returncode} ({last[0][-200:]})"
 
 
 _isolation: str | None = None

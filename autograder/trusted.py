@@ -124,7 +124,10 @@ _contexts: dict[str, dict] = {}
 def run_checks(assignment: str, answers: dict[str, str], *, student: str = "",
                limits: Limits | None = None, seed: int | None = None,
                timeout_scale: float = 1.0) -> dict[str, CheckResult]:
-    """grade_id -> CheckResult of every check of `assignment` on the answer cells `answers`."""
+    """grade_id -> CheckResult of every check of `assignment` on the answer cells `answers`.
+
+    When the sandbox did not end normally (a limit), `run_checks.last_problem` says why.
+    """
     module = load_checks(assignment)
     if module is None:
         raise LookupError(f"no trusted checks for {assignment}: add autograder/checks/{assignment}.py")
@@ -150,6 +153,9 @@ def run_checks(assignment: str, answers: dict[str, str], *, student: str = "",
     limits = dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, total))
     run = run_sandboxed([sys.executable, "-I", str(RUNTIME / "probe_worker.py")],
                         stdin=json.dumps(header).encode() + b"\n" + arrays, limits=limits)
+    finished = any(line.strip() == b'{"done": true}' for line in run.stdout.split(b"\n"))
+    run_checks.last_problem = run.problem or (
+        None if finished else "the submission's process ended before every check had run")
     records, cell_errors = parse_report(run.stdout)
     results = {}
     for check in module.CHECKS:
