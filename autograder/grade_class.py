@@ -333,6 +333,8 @@ def grade_class(course: Path, assignment: str, *, zip_path: Path | None = None,
     from autograder.sandbox import isolation_level
 
     course = course.resolve()
+    # nbgrader runs `alembic` (gradebook migrations) and Jupyter finds kernels through PATH.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     output = course / "grading" / assignment
     output.mkdir(parents=True, exist_ok=True)
     env = grader_environment(course, output)

@@ -110,11 +110,10 @@ def postgresql():
     for folder in (data, sockets):
         folder.mkdir()
         shutil.chown(folder, "postgres", "postgres")
-    tmp_path = base
     run = lambda *args: subprocess.run(["runuser", "-u", "postgres", "--", *args],  # noqa: E731
                                        check=True, capture_output=True, text=True)
     run(str(PG_BIN[-1] / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    run(str(PG_BIN[-1] / "pg_ctl"), "-D", str(data), "-w", "-l", str(tmp_path / "pg.log"), "-o",
+    run(str(PG_BIN[-1] / "pg_ctl"), "-D", str(data), "-w", "-l", str(sockets / "server.log"), "-o",
         f"-k {sockets} -c listen_addresses='' -p 54329", "start")
     try:
         run(str(PG_BIN[-1] / "createdb"), "-h", str(sockets), "-p", "54329", "-U", "postgres", "grades")
