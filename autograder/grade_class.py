@@ -101,7 +101,7 @@ def collect_zip(course: Path, assignment: str, archive: Path, db_url: str | None
         sys.exit(f"nbgrader zip_collect failed:\n{result.stdout}\n{result.stderr}")
 
 
-def collect_folder(course: Path, assignment: str, folder: Path) -> None:
+def collect_folder(course: Path, assignment: str, folder: Path, notebook: str) -> None:
     """`folder/<student>.ipynb` (or .zip), or `folder/<student>/<files>`, into submitted/."""
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
@@ -115,6 +115,8 @@ def collect_folder(course: Path, assignment: str, folder: Path) -> None:
             for path in entry.rglob("*"):
                 if path.is_file() and not path.is_symlink():
                     shutil.copy(path, target / path.name)
+        elif entry.suffix == ".ipynb":
+            shutil.copy(entry, target / notebook)  # <student>.ipynb is the notebook, renamed
         else:
             shutil.copy(entry, target / entry.name)
 
@@ -348,11 +350,11 @@ def grade_class(course: Path, assignment: str, *, zip_path: Path | None = None,
     ensure_assignment(course, assignment, db_url)
     if zip_path:
         collect_zip(course, assignment, zip_path.resolve(), db_url)
-    elif folder:
-        collect_folder(course, assignment, folder.resolve())
     releases = sorted((course / "release" / assignment).glob("*.ipynb"))
     if len(releases) != 1:
         sys.exit(f"expected one notebook in release/{assignment}/, found {len(releases)}")
+    if folder:
+        collect_folder(course, assignment, folder.resolve(), releases[0].name)
     release = releases[0]
     notebook = release.stem
     states = intake(course, output, assignment, release)
