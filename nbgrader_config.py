@@ -1,5 +1,7 @@
 """nbgrader configuration of the course: this folder is the course directory."""
 
+import os
+import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821 (nbgrader provides get_config)
@@ -23,3 +25,27 @@ c.Execute.timeout = 300
 c.Execute.interrupt_on_timeout = True
 # Student notebooks run the training cells in the quick budget while validated or autograded
 # (deepnets.pick_budget reads NBGRADER_EXECUTION, which nbgrader sets).
+
+# Trusted grading (autograder/): `nbgrader autograde` runs each notebook in a sandbox without
+# its hidden tests (SandboxedExecute, in place of Execute), then decides every autograded test
+# cell from autograder/checks/<assignment>.py outside the student's process (TrustedChecks).
+# Feedback never shows hidden tests. Limits: SandboxedExecute.notebook_timeout, .memory_mb,
+# .processes, .output_mb; TrustedChecks.wall_seconds, .memory_mb.
+os.environ["GRADER_COURSE_ROOT"] = str(COURSE_ROOT)
+try:
+    from autograder.nbgrader_plugin import SandboxedExecute, TrustedChecks
+except ImportError:  # the course package is not installed: `pip install -e .` (make setup)
+    sys.path.insert(0, str(COURSE_ROOT))
+    from autograder.nbgrader_plugin import SandboxedExecute, TrustedChecks
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests,  # noqa: E402
+                                    GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades)
+
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute, TrustedChecks, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.SandboxedExecute.timeout = 120
+c.ClearHiddenTests.enforce_metadata = False
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# zip_collect (an LMS download): student ids from the file names of common LMS layouts.
+c.ZipCollectApp.collector_plugin = "autograder.intake.CourseFileNameCollector"

@@ -1,0 +1,440 @@
+"""Grade a whole class in one command: LMS zip or folder -> gradebook, feedback, CSVs, summary.
+
+    python -m autograder.grade_class ASSIGNMENT [--zip DOWNLOAD.zip | --folder DIR]
+        [--workers N] [--dask [SCHEDULER_ADDRESS]] [--db-url URL] [--course DIR]
+
+1. Intake: the zip goes through `nbgrader zip_collect` (file names parsed by
+   autograder.intake.CourseFileNameCollector) into submitted/; a folder is copied there
+   (`DIR/<student>.ipynb` or `DIR/<student>/...`). Each submission is checked without running
+   it and rebuilt on the release notebook; whatever is off is recorded as a reason for review.
+2. Work: each submission runs in a sandbox (notebook outputs) and through the trusted checks,
+   in parallel: worker processes on this machine (all cores by default) or a Dask cluster.
+3. One writer: as each submission's work finishes, this process alone runs nbgrader's
+   autograde for it (which reuses the sandboxed results), so the gradebook (SQLite, or
+   PostgreSQL through --db-url) has a single writer.
+4. Outputs in grading/<assignment>/: feedback/<student>.html, grades.csv (per student and
+   part), grades_by_check.csv, summary.md/json and score_distribution.png.
+
+A submission is done once its record (grading/<assignment>/records/<student>.json) is written,
+after its grades are in the gradebook. A rerun skips done submissions whose notebook and
+grader are unchanged, so an interrupted run resumes, and a repeated run changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parent.parent
+AUTOGRADER = Path(__file__).resolve().parent
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def load_config(course: Path, db_url: str | None):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    config.CourseDirectory.root = str(course)
+    if db_url:
+        config.CourseDirectory.db_url = db_url
+    return config
+
+
+def grader_environment(course: Path, output: Path) -> dict[str, str]:
+    """What every process of the run (workers included) needs to find the course and cache."""
+    return {"GRADER_COURSE_ROOT": str(course), "GRADER_CACHE_DIR": str(output / ".cache")}
+
+
+def nbgrader(course: Path, db_url: str | None, *arguments: str) -> subprocess.CompletedProcess:
+    extra = [f"--CourseDirectory.db_url={db_url}"] if db_url else []
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "nbgrader", *arguments, *extra, "--log-level=WARN"],
+                          cwd=course, env=env, capture_output=True, text=True)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def grader_fingerprint(course: Path, assignment: str) -> str:
+    """The grader's code and configuration: a change regrades everyone."""
+    parts = [course / "nbgrader_config.py", *sorted(AUTOGRADER.glob("*.py")),
+             *sorted((AUTOGRADER / "sandbox_runtime").glob("*.py")),
+             *sorted((course / "source" / assignment).glob("*.py"))]
+    checks = AUTOGRADER / "checks" / f"{assignment}.py"
+    if checks.exists():
+        parts.append(checks)
+    return sha256(b"".join(p.read_bytes() for p in parts if p.exists())
+                  + os.environ.get("GRADER_SECRET", "").encode())
+
+
+# ------------------------------------------------------------------------------ intake
+
+def collect_zip(course: Path, assignment: str, archive: Path, db_url: str | None) -> None:
+    """An LMS download through nbgrader's zip_collect."""
+    if not zipfile.is_zipfile(archive):
+        sys.exit(f"{archive} is not a zip file")
+    with zipfile.ZipFile(archive) as download:
+        if not [m for m in download.infolist() if not m.is_dir()]:
+            sys.exit(f"{archive} is an empty zip: no submissions to grade")
+    target = course / "downloaded" / assignment / "archive"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    shutil.copy(archive, target / archive.name)
+    result = nbgrader(course, db_url, "zip_collect", assignment, "--force")
+    if result.returncode != 0:
+        sys.exit(f"nbgrader zip_collect failed:\n{result.stdout}\n{result.stderr}")
+
+
+def collect_folder(course: Path, assignment: str, folder: Path, notebook: str) -> None:
+    """`folder/<student>.ipynb` (or .zip), or `folder/<student>/<files>`, into submitted/."""
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        student = entry.name if entry.is_dir() else entry.stem
+        target = course / "submitted" / student / assignment
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        if entry.is_dir():
+            for path in entry.rglob("*"):
+                if path.is_file() and not path.is_symlink():
+                    shutil.copy(path, target / path.name)
+        elif entry.suffix == ".ipynb":
+            shutil.copy(entry, target / notebook)  # <student>.ipynb is the notebook, renamed
+        else:
+            shutil.copy(entry, target / entry.name)
+
+
+def intake(course: Path, output: Path, assignment: str, release: Path) -> dict[str, dict]:
+    """Check and rebuild every submission; the originals are kept in grading/.../originals/."""
+    from autograder.intake import check_submission, notebook_bytes
+
+    records = {}
+    submitted = course / "submitted"
+    students = sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir()) \
+        if submitted.is_dir() else []
+    for student in students:
+        folder = submitted / student / assignment
+        state_path = output / "intake" / f"{student}.json"
+        state = json.loads(state_path.read_text()) if state_path.exists() else None
+        current = folder / release.name
+        if state and current.is_file() and sha256(current.read_bytes()) == state["sha"]:
+            records[student] = state  # already rebuilt by an earlier run, and unchanged since
+            continue
+        original = output / "originals" / student
+        if original.exists():
+            shutil.rmtree(original)
+        shutil.copytree(folder, original, symlinks=True)
+        result = check_submission(original, student, release)
+        for path in folder.iterdir():  # only the rebuilt notebook (and nbgrader's timestamp) stay
+            if path.name != "timestamp.txt":
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        data = notebook_bytes(result.notebook)
+        (folder / release.name).write_bytes(data)
+        state = {"student": student, "sha": sha256(data), "gradable": result.gradable,
+                 "reasons": result.reasons}
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        state_path.write_text(json.dumps(state, indent=1))
+        records[student] = state
+    return records
+
+
+# ------------------------------------------------------------------------------ work (parallel)
+
+def _worker_setup() -> None:
+    from autograder.sandbox import die_with_parent
+
+    die_with_parent()  # an interrupted run takes its workers (and their sandboxes) with it
+
+
+def prepare(course: str, assignment: str, student: str, notebook: str, env: dict,
+            db_url: str | None) -> dict:
+    """The expensive part of grading one submission (sandboxed run and trusted checks), cached.
+
+    Runs on a worker (a local process or a Dask worker that sees the course folder). It builds
+    the notebook nbgrader will grade (locked cells from the source, as OverwriteCells does) and
+    runs the course's two preprocessors on it, which store their results in the cache; the
+    writer's `nbgrader autograde` then finds them there.
+    """
+    os.environ.update(env)
+    from autograder.nbgrader_plugin import SandboxedExecute, TrustedChecks
+
+    start = time.monotonic()
+    course_path = Path(course)
+    config = load_config(course_path, db_url)
+    folder = course_path / "submitted" / student / assignment
+    nb = nbformat.read(folder / f"{notebook}.ipynb", as_version=4)
+    source = nbformat.read(course_path / "source" / assignment / f"{notebook}.ipynb", as_version=4)
+    originals = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells if "nbgrader" in c.metadata}
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if (meta.get("locked") or meta.get("grade")) and not meta.get("solution") \
+                and meta.get("grade_id") in originals:
+            cell.source = originals[meta["grade_id"]].source
+            cell.cell_type = originals[meta["grade_id"]].cell_type
+    resources = {"nbgrader": {"assignment": assignment, "student": student, "notebook": notebook},
+                 "metadata": {"path": str(folder)}, "unique_key": notebook}
+    nb, resources = SandboxedExecute(config=config).preprocess(nb, resources)
+    TrustedChecks(config=config).preprocess(nb, resources)
+    return {"student": student, "seconds": time.monotonic() - start}
+
+
+class LocalPool:
+    """Worker processes on this machine."""
+
+    def __init__(self, workers: int):
+        context = multiprocessing.get_context("spawn")
+        self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
+                                                           initializer=_worker_setup)
+
+    def submit(self, *args):
+        return self.pool.submit(prepare, *args)
+
+    def as_completed(self, futures):
+        return concurrent.futures.as_completed(futures)
+
+    def close(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class DaskPool:
+    """A Dask cluster: a scheduler's address (Slurm, Kubernetes...), or a local cluster."""
+
+    def __init__(self, address: str | None, workers: int):
+        from distributed import Client, LocalCluster
+
+        self.cluster = None
+        if address:
+            self.client = Client(address)
+        else:
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=None)
+            self.client = Client(self.cluster)
+
+    def submit(self, *args):
+        return self.client.submit(prepare, *args, pure=False)
+
+    def as_completed(self, futures):
+        from distributed import as_completed
+
+        return as_completed(futures)
+
+    def close(self):
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+# ------------------------------------------------------------------------------ the one writer
+
+class Writer:
+    """Runs nbgrader's autograde for one submission at a time: the gradebook's only writer."""
+
+    def __init__(self, course: Path, db_url: str | None):
+        import warnings
+
+        warnings.filterwarnings("ignore", module="nbgrader.api")  # SQLAlchemy's autoflush notes
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.coursedir import CourseDirectory
+
+        self.config = load_config(course, db_url)
+        self.coursedir = CourseDirectory(config=self.config)
+        self.api = NbGraderAPI(coursedir=self.coursedir, config=self.config)
+        self.db_url = self.coursedir.db_url
+
+    def autograde(self, assignment: str, student: str) -> tuple[bool, str]:
+        result = self.api.autograde(assignment, student, force=True, create=True)
+        return bool(result.get("success")), (result.get("error") or result.get("log") or "")[-800:]
+
+    def grades(self, assignment: str, student: str, notebook: str) -> list[dict]:
+        from nbgrader.api import Gradebook
+
+        with Gradebook(self.db_url) as gradebook:
+            submitted = gradebook.find_submission_notebook(notebook, assignment, student)
+            return [{"grade_id": g.name, "score": g.score, "max_score": g.max_score,
+                     "needs_manual_grade": g.needs_manual_grade, "cell_type": g.cell.cell_type}
+                    for g in submitted.grades]
+
+
+def record_for(writer: Writer, course: Path, assignment: str, notebook: str, student: str,
+               intake_state: dict, parts: dict[str, str], ok: bool, error: str) -> dict:
+    """The student's grades from the gradebook, with the checks' verdicts from the autograded notebook."""
+    autograded = course / "autograded" / student / assignment / f"{notebook}.ipynb"
+    grading = nbformat.read(autograded, as_version=4).metadata.get("grading", {}) if autograded.exists() else {}
+    verdicts = grading.get("checks", {})
+    reasons = list(intake_state["reasons"])
+    problem = (grading.get("execution") or {}).get("problem")
+    if problem:
+        reasons.append(f"the notebook's run was stopped: {problem}")
+    if grading.get("checks_problem"):
+        reasons.append(grading["checks_problem"])
+    if not ok:
+        reasons.append(f"nbgrader autograde failed: {error.strip().splitlines()[-1] if error.strip() else '?'}")
+    grades = []
+    for g in writer.grades(assignment, student, notebook) if ok else []:
+        autograded_cell = g["cell_type"] == "code"
+        verdict = verdicts.get(g["grade_id"], {})
+        grades.append({"grade_id": g["grade_id"], "part": parts.get(g["grade_id"], "Other"),
+                       "kind": "autograded" if autograded_cell else "manual",
+                       "score": None if g["needs_manual_grade"] and not autograded_cell else g["score"],
+                       "max_score": g["max_score"],
+                       "passed": (g["score"] >= g["max_score"]) if autograded_cell else None,
+                       "message": verdict.get("message", ""), "hint": verdict.get("hint", "")})
+    auto = [g for g in grades if g["kind"] == "autograded"]
+    status = "graded" if intake_state["gradable"] else "not graded"
+    if reasons:
+        status += ", needs review"
+    return {"student": student, "status": status, "gradable": intake_state["gradable"] and ok,
+            "reasons": reasons, "grades": grades,
+            "auto_score": sum(g["score"] or 0 for g in auto), "auto_max": sum(g["max_score"] for g in auto),
+            "max_score": sum(g["max_score"] for g in grades)}
+
+
+# ------------------------------------------------------------------------------ the run
+
+def ensure_assignment(course: Path, assignment: str, db_url: str | None) -> None:
+    """The gradebook knows the assignment (what `make release` / generate_assignment records)."""
+    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.coursedir import CourseDirectory
+
+    url = CourseDirectory(config=load_config(course, db_url)).db_url
+    with Gradebook(url) as gradebook:
+        try:
+            gradebook.find_assignment(assignment)
+            return
+        except MissingEntry:
+            pass
+    result = nbgrader(course, db_url, "generate_assignment", assignment, "--force")
+    if result.returncode != 0:
+        sys.exit(f"nbgrader generate_assignment failed:\n{result.stdout}\n{result.stderr}")
+
+
+def grade_class(course: Path, assignment: str, *, zip_path: Path | None = None,
+                folder: Path | None = None, workers: int | None = None, dask: bool = False,
+                scheduler: str | None = None, db_url: str | None = None,
+                progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from autograder import report
+    from autograder.sandbox import isolation_level
+
+    course = course.resolve()
+    # nbgrader runs `alembic` (gradebook migrations) and Jupyter finds kernels through PATH.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    output = course / "grading" / assignment
+    output.mkdir(parents=True, exist_ok=True)
+    env = grader_environment(course, output)
+    os.environ.update(env)
+    start = time.monotonic()
+    if isolation_level() != "namespaces":
+        log("WARNING: no namespaces here (not root, or no unshare): student code runs with "
+            "resource limits only, and can read files and use the network.")
+    if not (course / "source" / assignment).is_dir():
+        sys.exit(f"no assignment source/{assignment}/ in {course}")
+    ensure_assignment(course, assignment, db_url)
+    if zip_path:
+        collect_zip(course, assignment, zip_path.resolve(), db_url)
+    releases = sorted((course / "release" / assignment).glob("*.ipynb"))
+    if len(releases) != 1:
+        sys.exit(f"expected one notebook in release/{assignment}/, found {len(releases)}")
+    if folder:
+        collect_folder(course, assignment, folder.resolve(), releases[0].name)
+    release = releases[0]
+    notebook = release.stem
+    states = intake(course, output, assignment, release)
+    if not states:
+        sys.exit(f"no submissions of {assignment} in {course / 'submitted'}")
+    parts = report.parts_of(release)
+    fingerprint = grader_fingerprint(course, assignment)
+    records_dir = output / "records"
+    records_dir.mkdir(exist_ok=True)
+
+    def done(student: str) -> dict | None:
+        path = records_dir / f"{student}.json"
+        if not path.exists():
+            return None
+        record = json.loads(path.read_text())
+        same = record.get("sha") == states[student]["sha"] and record.get("grader") == fingerprint
+        return record if same else None
+
+    todo = [s for s in states if done(s) is None]
+    log(f"{assignment}: {len(states)} submissions, {len(states) - len(todo)} already graded, "
+        f"{len(todo)} to grade")
+    writer = Writer(course, db_url)
+    workers = workers or os.cpu_count() or 1
+    timings = {}
+    if todo:
+        pool = DaskPool(scheduler, workers) if (dask or scheduler) else LocalPool(workers)
+        bar = tqdm(total=len(todo), desc=f"grading {assignment}", unit="submission", disable=not progress,
+                   file=sys.stderr)
+        try:
+            futures = {pool.submit(str(course), assignment, s, notebook, env, db_url): s for s in todo}
+            for future in pool.as_completed(list(futures)):
+                student = futures[future]
+                try:
+                    timings[student] = future.result()["seconds"]
+                except Exception as error:  # the writer's autograde redoes the work
+                    log(f"{student}: work failed on the worker ({type(error).__name__}: {error})")
+                ok, error = writer.autograde(assignment, student)
+                record = record_for(writer, course, assignment, notebook, student, states[student],
+                                    parts, ok, error)
+                record.update(sha=states[student]["sha"], grader=fingerprint)
+                (output / "feedback").mkdir(exist_ok=True)
+                (output / "feedback" / f"{student}.html").write_text(report.feedback_html(record, assignment))
+                temporary = records_dir / f".{student}.tmp"
+                temporary.write_text(json.dumps(record, indent=1))
+                os.replace(temporary, records_dir / f"{student}.json")  # now it counts as done
+                bar.update(1)
+        finally:
+            bar.close()
+            pool.close()
+    records = [done(s) for s in states]
+    report.write_grades(records, output)
+    seconds = time.monotonic() - start
+    summary = report.write_summary(records, output, assignment, {
+        "isolation": isolation_level(), "workers": workers,
+        "backend": "dask" if (dask or scheduler) else "local processes",
+        "graded_this_run": len(todo), "seconds_this_run": round(seconds, 1),
+        "database": "postgresql" if writer.db_url.startswith("postgresql") else "sqlite"})
+    log(f"{assignment}: {len(todo)} graded in {seconds:.0f} s; {len(summary['needs_review'])} need review. "
+        f"Results in {output}")
+    return summary
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("assignment")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--zip", type=Path, help="an LMS download (zip of submissions)")
+    source.add_argument("--folder", type=Path, help="a folder of notebooks, one per student")
+    parser.add_argument("--workers", type=int, help="parallel submissions (default: all cores)")
+    parser.add_argument("--dask", nargs="?", const="", default=None, metavar="SCHEDULER",
+                        help="grade on Dask: a scheduler address, or a local cluster if none")
+    parser.add_argument("--db-url", help="gradebook URL, e.g. postgresql://user@host/db (default: "
+                        "the course's SQLite gradebook.db)")
+    parser.add_argument("--course", type=Path, default=Path.cwd(), help="course directory (default: .)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    grade_class(args.course, args.assignment, zip_path=args.zip, folder=args.folder,
+                workers=args.workers, dask=args.dask is not None, scheduler=args.dask or None,
+                db_url=args.db_url, progress=not args.no_progress)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""nbgrader preprocessors that make `nbgrader autograde` trustworthy; nbgrader_config.py wires them in.
+
+* SandboxedExecute replaces nbgrader's Execute: the notebook runs in a sandbox
+  (autograder/sandbox.py) with its hidden tests removed, so student code never sees hidden
+  tests, the course or other students, and its outputs are only there for graders to read.
+* TrustedChecks then decides every autograded test cell from the assignment's trusted checks
+  (autograder/trusted.py) and writes the verdict as that cell's only output: nothing, or an
+  error saying what failed with a hint. nbgrader's SaveAutoGrades records the points from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.notebooknode import NotebookNode
+from traitlets import Float, Integer, Unicode
+
+from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
+from nbgrader import utils
+
+from autograder.sandbox import RUNTIME, Limits, isolation_level, run_sandboxed
+from autograder import trusted
+from autograder.trusted import CheckResult, course_root, lesson_path, load_checks, run_checks
+
+CACHE_VARIABLE = "GRADER_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Where results of sandboxed runs are kept, by the hash of everything they depend on."""
+    return Path(os.environ.get(CACHE_VARIABLE) or course_root() / "grading" / ".cache")
+
+
+def fingerprint(*parts) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(json.dumps(part, sort_keys=True).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def code_version(*paths: Path) -> str:
+    """Hash of the grader's own code: a change to it invalidates every cached result."""
+    return fingerprint(*[Path(p).read_text() for p in paths])
+
+
+def cache_get(kind: str, key: str):
+    path = cache_dir() / kind / f"{key}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def cache_put(kind: str, key: str, value) -> None:
+    """Write atomically, so an interrupted run never leaves half a result behind."""
+    folder = cache_dir() / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{key}.{os.getpid()}.tmp"
+    temporary.write_text(json.dumps(value))
+    os.replace(temporary, folder / f"{key}.json")
+
+MAX_EXTRA_FILES_BYTES = 50 * 2**20
+OUTPUT_TYPES = {"stream", "error", "display_data", "execute_result"}
+
+
+def is_test_cell(cell) -> bool:
+    return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
+def without_hidden_tests(notebook: NotebookNode) -> NotebookNode:
+    """A copy of `notebook` whose test cells keep only their visible part (what students saw)."""
+    visible = copy.deepcopy(notebook)
+    clear = ClearHiddenTests(enforce_metadata=False)
+    for cell in visible.cells:
+        if cell.cell_type == "code":
+            clear._remove_hidden_test_region(cell)
+    return visible
+
+
+def sanitized_outputs(outputs) -> list:
+    """Outputs as nbformat allows them, from the sandbox's report (which the student controls)."""
+    clean = []
+    if not isinstance(outputs, list):
+        return clean
+    for output in outputs[:500]:
+        if not isinstance(output, dict) or output.get("output_type") not in OUTPUT_TYPES:
+            continue
+        kind = output["output_type"]
+        if kind == "stream":
+            text = output.get("text", "")
+            text = "".join(text) if isinstance(text, list) else text
+            if isinstance(text, str) and output.get("name") in ("stdout", "stderr"):
+                clean.append(nbformat.v4.new_output("stream", name=output["name"], text=text))
+        elif kind == "error":
+            traceback = output.get("traceback", [])
+            clean.append(nbformat.v4.new_output(
+                "error", ename=str(output.get("ename", ""))[:200], evalue=str(output.get("evalue", ""))[:2000],
+                traceback=[str(line) for line in traceback][:200] if isinstance(traceback, list) else []))
+        else:
+            data = output.get("data", {})
+            if not isinstance(data, dict):
+                continue
+            data = {str(mime): value for mime, value in data.items()
+                    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))}
+            if kind == "execute_result":
+                clean.append(nbformat.v4.new_output(kind, data=data, execution_count=None))
+            else:
+                clean.append(nbformat.v4.new_output(kind, data=data))
+    return clean
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute, but the kernel runs in a sandbox and never sees hidden tests."""
+
+    notebook_timeout = Integer(900, help="Wall-clock seconds for the whole notebook.").tag(config=True)
+    memory_mb = Integer(6144, help="Address-space limit of the sandbox, in MiB.").tag(config=True)
+    processes = Integer(256, help="Processes and threads the sandbox may run.").tag(config=True)
+    output_mb = Integer(16, help="Output (all cells together) read back, in MiB.").tag(config=True)
+    disk_mb = Integer(256, help="Space in the sandbox's home and /tmp, in MiB.").tag(config=True)
+
+    def limits(self) -> Limits:
+        return Limits(wall_seconds=self.notebook_timeout, cpu_seconds=self.notebook_timeout * 2,
+                      memory_bytes=self.memory_mb * 2**20, processes=self.processes,
+                      output_bytes=self.output_mb * 2**20, disk_bytes=self.disk_mb * 2**20)
+
+    def preprocess(self, nb, resources):
+        visible = without_hidden_tests(nb)
+        for cell in visible.cells:
+            if cell.cell_type == "code":
+                cell.outputs = []
+        kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
+        header = {"timeout": self.timeout or 120, "kernel": kernel}
+        files = self._extra_files(resources.get("metadata", {}).get("path"))
+        key = fingerprint([(c.cell_type, c.source) for c in visible.cells], header,
+                          dataclasses.asdict(self.limits()),
+                          {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+                          code_version(RUNTIME / "run_notebook.py", Path(__file__)))
+        cached = cache_get("execute", key)
+        if cached is None:
+            run = run_sandboxed([sys.executable, "-I", str(RUNTIME / "run_notebook.py")],
+                                stdin=json.dumps(header).encode() + b"\n" + nbformat.writes(visible).encode(),
+                                limits=self.limits(), files=files, with_data=True)
+            cached = {"stdout": run.stdout.decode("utf-8", "replace"), "problem": run.problem,
+                      "isolation": run.isolation, "seconds": round(run.seconds, 1)}
+            cache_put("execute", key, cached)
+        finished, stopped = set(), None
+        for line in cached["stdout"].split("\n"):
+            try:
+                record = json.loads(line) if line.strip() else None
+            except ValueError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            index = record.get("index")
+            if isinstance(index, int) and 0 <= index < len(nb.cells) and index not in finished \
+                    and nb.cells[index].cell_type == "code":
+                nb.cells[index].outputs = sanitized_outputs(record.get("outputs"))
+                finished.add(index)
+            elif "stopped" in record:
+                stopped = str(record.get("error", ""))[:300]
+        problem = cached["problem"] or stopped
+        if problem:
+            self.log.warning("Sandboxed run of %s stopped: %s", resources.get("unique_key"), problem)
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type == "code" and index not in finished:
+                    cell.outputs = [nbformat.v4.new_output(
+                        "error", ename="NotRun", evalue=f"not run: {problem}",
+                        traceback=[f"This cell did not run: {problem}"])]
+                    break
+        nb.metadata.setdefault("grading", {})["execution"] = {
+            "isolation": cached["isolation"], "seconds": cached["seconds"], "problem": problem}
+        return nb, resources
+
+    def _extra_files(self, folder) -> dict[str, bytes]:
+        """The submission's other files (data it reads), small ones only, flat."""
+        files, total = {}, 0
+        if not folder or not Path(folder).is_dir():
+            return files
+        for path in sorted(Path(folder).iterdir()):
+            if path.is_file() and not path.is_symlink() and path.suffix != ".ipynb" \
+                    and path.name != "timestamp.txt":
+                size = path.stat().st_size
+                if total + size <= MAX_EXTRA_FILES_BYTES:
+                    files[path.name] = path.read_bytes()
+                    total += size
+        return files
+
+
+class TrustedChecks(NbGraderPreprocessor):
+    """Decide each autograded test cell outside the student's process; write the verdict as its output."""
+
+    memory_mb = Integer(6144, help="Address-space limit of the checks' sandbox, in MiB.").tag(config=True)
+    wall_seconds = Float(900, help="Wall-clock seconds for all checks of one notebook.").tag(config=True)
+    probe_timeout_scale = Float(1.0, help="Multiply every check's own time limit.").tag(config=True)
+    missing = Unicode("fail", help="A test cell without a trusted check: 'fail' it (safe) or "
+                      "'kernel' (keep the in-kernel verdict: only for trusted students).").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        assignment, student, notebook = info["assignment"], info["student"], info["notebook"]
+        module = load_checks(assignment)
+        results, problem = {}, None
+        if module is not None and getattr(module, "NOTEBOOK", notebook) == notebook:
+            answers = {cell.metadata.nbgrader["grade_id"]: cell.source for cell in nb.cells
+                       if cell.cell_type == "code" and utils.is_solution(cell)}
+            results, problem = self.checked(module, assignment, student, answers)
+            problem = problem and f"the checks' run was stopped: {problem}"
+        else:
+            problem = f"no trusted checks for {assignment}/{notebook}"
+            self.log.warning("%s: add autograder/checks/%s.py", problem, assignment)
+        verdicts = {}
+        for cell in nb.cells:
+            if not is_test_cell(cell):
+                continue
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            result = results.get(grade_id)
+            if result is None and self.missing == "kernel":
+                continue
+            if result is None:
+                cell.outputs = [self._error(f"No trusted check is defined for {grade_id}; "
+                                            "the instructor grades it by hand.")]
+                verdicts[grade_id] = {"passed": False, "message": "no trusted check", "hint": ""}
+            elif result.passed:
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                                       text="Passed (checked by the grader).\n")]
+                verdicts[grade_id] = {"passed": True, "message": "", "hint": ""}
+            else:
+                cell.outputs = [self._error(result.feedback())]
+                verdicts[grade_id] = {"passed": False, "message": result.message, "hint": result.hint}
+        nb.metadata.setdefault("grading", {}).update(
+            {"checks": verdicts, "checks_problem": problem, "isolation": isolation_level()})
+        return nb, resources
+
+    def checked(self, module, assignment, student, answers) -> tuple[dict[str, CheckResult], str | None]:
+        """run_checks, or its result from an earlier run on exactly the same inputs."""
+        limits = Limits(wall_seconds=self.wall_seconds, cpu_seconds=int(self.wall_seconds * 2),
+                        memory_bytes=self.memory_mb * 2**20)
+        key = fingerprint(assignment, student, answers, dataclasses.asdict(limits),
+                          self.probe_timeout_scale, os.environ.get("GRADER_SECRET", ""),
+                          code_version(Path(module.__file__), lesson_path(assignment),
+                                       Path(trusted.__file__), RUNTIME / "probe_worker.py"))
+        cached = cache_get("checks", key)
+        if cached is None:
+            results = run_checks(assignment, answers, student=student, limits=limits,
+                                 timeout_scale=self.probe_timeout_scale)
+            cached = {"results": {grade_id: dataclasses.asdict(r) for grade_id, r in results.items()},
+                      "problem": run_checks.last_problem}
+            cache_put("checks", key, cached)
+        return ({grade_id: CheckResult(**value) for grade_id, value in cached["results"].items()},
+                cached["problem"])
+
+    @staticmethod
+    def _error(message: str) -> NotebookNode:
+        return nbformat.v4.new_output("error", ename="CheckFailed", evalue=message,
+                                      traceback=[f"CheckFailed: {message}"])

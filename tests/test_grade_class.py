@@ -1,0 +1,186 @@
+"""The class pipeline on a hostile class: one LMS zip, graded as a teaching assistant would.
+
+One run grades every submission of tests/hostile_submissions.py together with honest ones;
+each must get exactly its expected autograded score (never more than its code earns honestly),
+the honest ones what they get alone, and a rerun must change nothing.
+"""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import nbformat
+import pytest
+
+import hostile_submissions as hostile
+from nbgrader_harness import REPO, fill_answers, make_course, released, solution_answers
+
+ASSIGNMENT, NOTEBOOK = "session07_residual_cnn", "residual_cnn"
+# Short limits for tests: a submission that hangs costs seconds, not minutes.
+TEST_LIMITS = """
+c.SandboxedExecute.timeout = 20
+c.SandboxedExecute.notebook_timeout = 100
+c.SandboxedExecute.output_mb = 4
+c.TrustedChecks.probe_timeout_scale = 0.5
+c.TrustedChecks.wall_seconds = 150
+"""
+HIDDEN_TEST_LINES = ["controlled_accuracy(ResidualCNN, seed=0)", "zeroed(-x.abs() - 0.1)",
+                     "BEGIN HIDDEN TESTS", "BEGIN SOLUTION"]
+
+
+def student_id(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def grade(course, *arguments, timeout=1500):
+    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DEEPNETS_BUDGET", None)
+    result = subprocess.run([sys.executable, "-m", "autograder.grade_class", ASSIGNMENT,
+                             "--no-progress", *arguments], cwd=course, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"grade_class failed:\n{result.stdout}\n{result.stderr[-4000:]}"
+    return result
+
+
+def records(course) -> dict[str, dict]:
+    folder = course / "grading" / ASSIGNMENT / "records"
+    return {p.stem: json.loads(p.read_text()) for p in folder.glob("*.json")}
+
+
+@pytest.fixture(scope="module")
+def hostile_class(tmp_path_factory):
+    """A zip of the hostile class in LMS layouts, graded in one run; the course and its records."""
+    root = tmp_path_factory.mktemp("hostile")
+    course = make_course(root, ASSIGNMENT)
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(TEST_LIMITS)
+    release = released(course, ASSIGNMENT, NOTEBOOK)
+    expected = {}
+    download = io.BytesIO()
+    with zipfile.ZipFile(download, "w") as archive:
+        honest = {"solution": (solution_answers(ASSIGNMENT, NOTEBOOK), 13),
+                  "base": (hostile.BASE, hostile.BASE_SCORE)}
+        for name, (answers, score) in {**honest, **hostile.TAMPER}.items():
+            notebook = nbformat.writes(fill_answers(release, answers))
+            if name in ("solution", "fork_bomb"):   # Canvas's flat names
+                archive.writestr(f"{student_id(name)}_4711_815_{NOTEBOOK}.ipynb", notebook)
+            else:                                  # a folder per student (Moodle)
+                archive.writestr(f"{student_id(name)}_assignsubmission_file_/{NOTEBOOK}.ipynb", notebook)
+            expected[student_id(name)] = (score, True)
+        for name, (files, score, gradable) in hostile.notebook_cases(release, fill_answers).items():
+            for file_name, data in files.items():
+                archive.writestr(f"{student_id(name)}/{file_name}", data)
+            expected[student_id(name)] = (score, gradable)
+    (root / "download.zip").write_bytes(download.getvalue())
+    result = grade(course, "--zip", str(root / "download.zip"), "--workers", "2")
+    print(result.stderr[-2000:])
+    return course, expected, records(course)
+
+
+def test_there_are_at_least_25_hostile_or_malformed_submissions(hostile_class):
+    course, expected, graded = hostile_class
+    assert len(set(expected) - {"solution", "base"}) >= 25
+
+
+def test_every_submission_gets_exactly_its_expected_score(hostile_class):
+    course, expected, graded = hostile_class
+    assert set(graded) == set(expected)
+    wrong = {student: (graded[student]["auto_score"], score)
+             for student, (score, _) in expected.items() if graded[student]["auto_score"] != score}
+    assert not wrong, f"student: (got, expected): {wrong}"
+
+
+def test_no_tampering_scores_above_the_honest_code(hostile_class):
+    course, expected, graded = hostile_class
+    for name in hostile.TAMPER:
+        assert graded[student_id(name)]["auto_score"] <= hostile.BASE_SCORE, name
+
+
+def test_honest_submissions_in_a_hostile_class_are_graded_as_if_alone(hostile_class):
+    course, expected, graded = hostile_class
+    assert graded["solution"]["auto_score"] == graded["solution"]["auto_max"] == 13
+    assert graded["solution"]["status"] == "graded"
+    failed = {g["grade_id"] for g in graded["base"]["grades"] if g["kind"] == "autograded" and not g["passed"]}
+    assert failed == hostile.BASE_FAILS
+
+
+def test_malformed_submissions_are_flagged_with_a_reason(hostile_class):
+    course, expected, graded = hostile_class
+    for name, (files, score, gradable) in hostile.notebook_cases(
+            released(course, ASSIGNMENT, NOTEBOOK), fill_answers).items():
+        record = graded[student_id(name)]
+        assert "needs review" in record["status"] and record["reasons"], name
+        assert record["status"].startswith("graded" if gradable else "not graded"), name
+
+
+def test_resource_hogs_are_flagged_for_review(hostile_class):
+    course, expected, graded = hostile_class
+    for name in ("ignores_alarm_and_loops", "prints_gigabytes"):
+        assert "needs review" in graded[student_id(name)]["status"], name
+
+
+def test_student_code_never_sees_course_files_network_or_other_students(hostile_class):
+    course, expected, graded = hostile_class
+    for name in ("reads_course_and_other_students", "uses_the_network"):
+        path = course / "autograded" / student_id(name) / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+        outputs = json.dumps([cell.get("outputs", []) for cell in nbformat.read(path, as_version=4).cells])
+        assert "STOLEN" not in outputs and "NETWORK REACHED" not in outputs, name
+
+
+def test_feedback_names_failed_checks_with_hints_and_hides_tests(hostile_class):
+    course, expected, graded = hostile_class
+    page = (course / "grading" / ASSIGNMENT / "feedback" / "base.html").read_text()
+    assert "block_skip_connection" in page and "Hint:" in page
+    assert "ResidualBlock does not add its input x back" in page
+    for folder in (course / "grading" / ASSIGNMENT / "feedback").glob("*.html"):
+        text = folder.read_text()
+        assert not any(line in text for line in HIDDEN_TEST_LINES), folder.name
+
+
+def test_nbgrader_generate_feedback_hides_hidden_tests(hostile_class):
+    from nbgrader_harness import nbgrader
+
+    course, expected, graded = hostile_class
+    nbgrader(course, "generate_feedback", ASSIGNMENT, "--student", "base", "--force")
+    page = (course / "feedback" / "base" / ASSIGNMENT / f"{NOTEBOOK}.html").read_text()
+    assert "Passed (checked by the grader)" in page
+    assert not any(line in page for line in HIDDEN_TEST_LINES)
+
+
+def test_grades_csv_and_class_summary(hostile_class):
+    course, expected, graded = hostile_class
+    output = course / "grading" / ASSIGNMENT
+    rows = {row["student"]: row for row in csv.DictReader(open(output / "grades.csv"))}
+    assert set(rows) == set(expected)
+    assert rows["solution"]["Part A"] == "7" and rows["solution"]["Part B"] == "6"
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["students"] == len(expected)
+    assert summary["pass_rate_per_check"]["block_keeps_shape"] > 0
+    assert {r["student"] for r in summary["needs_review"]} >= {"invalid-json", "empty-zip"}
+    assert (output / "score_distribution.png").stat().st_size > 1000
+    by_check = list(csv.DictReader(open(output / "grades_by_check.csv")))
+    assert {row["grade_id"] for row in by_check} >= {"cnn_learns_mnist", "reflection_skip"}
+
+
+def test_gradebook_has_one_submission_per_student_and_matches_records(hostile_class):
+    from nbgrader.api import Gradebook
+
+    course, expected, graded = hostile_class
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        assignment = gradebook.find_assignment(ASSIGNMENT)
+        assert len(assignment.submissions) == len(expected)
+        for submission in assignment.submissions:
+            code = sum(n.code_score for n in submission.notebooks)
+            assert code == graded[submission.student.id]["auto_score"], submission.student.id
+
+
+def test_rerun_is_idempotent(hostile_class):
+    course, expected, graded = hostile_class
+    before = (course / "grading" / ASSIGNMENT / "grades.csv").read_text()
+    result = grade(course, "--workers", "2", timeout=300)
+    assert "0 to grade" in result.stderr
+    assert (course / "grading" / ASSIGNMENT / "grades.csv").read_text() == before

