@@ -164,8 +164,8 @@ def probe_cnn_learns_mnist(ns, t):
     numpy.random.seed(0)
     t.manual_seed(0)
     model = ns["ResidualCNN"]()
-    t.fit(model, data, epochs=2, batch_size=64, lr=1e-3, seed=0, device="cpu", progress=False,
-          decay_lr=True)
+    t.fit(model, data, seed=0, device="cpu", progress=False,
+          channels_last=t.runs_channels_last(model), **t.recipe())
     t.set_train(model, False)
     predictions = []
     images = t.tensor("test_images")

@@ -26,6 +26,7 @@ from torch import nn
 
 from deepnets.training import fit as _fit
 from deepnets.data import MNIST as _MNIST
+from deepnets.checks import GRADER_RECIPE as _GRADER_RECIPE, runs_channels_last as _runs_channels_last
 
 # Captured before any student code runs: later monkeypatching of torch, numpy or builtins does
 # not change what these names refer to. TensorBase is an immutable C type.
@@ -40,6 +41,7 @@ _module_modules, _module_parameters = nn.Module.modules, nn.Module.named_paramet
 _module_train = nn.Module.train
 _relu, _cross_entropy = F.relu, F.cross_entropy
 _exc_info, _extract_tb = sys.exc_info, traceback.extract_tb
+_RECIPE = dict(_GRADER_RECIPE)
 _BUILTINS = dict(vars(builtins))  # the probes' builtins: a copy the student's code never sees
 
 
@@ -54,6 +56,12 @@ class Tools:
     no_grad, MNIST = _no_grad, _MNIST
     manual_seed, relu, cross_entropy = (staticmethod(f) for f in (_manual_seed, _relu, _cross_entropy))
     isinstance, len, type, fit = (staticmethod(f) for f in (_isinstance, _len, _type, _fit))
+    runs_channels_last = staticmethod(_runs_channels_last)
+
+    @staticmethod
+    def recipe():
+        """The grader's training recipe (deepnets.checks.GRADER_RECIPE), as captured at start."""
+        return _dict(_RECIPE)
 
     def __init__(self, arrays):
         self._arrays = arrays
