@@ -43,10 +43,9 @@ demo: release
 	$(BIN)/python tools/run_notebooks.py --output $(OUTPUT) notebooks/*.ipynb
 
 test: setup
-	$(BIN)/python -m pytest tests --nbval-lax notebooks source -p no:cacheprovider \
-		--ignore=tests/test_browser.py
+	$(BIN)/python -m pytest tests --nbval-lax notebooks source -p no:cacheprovider --durations=25
 
-# The JupyterLab browser test (work in progress, not yet in `make test`): needs Debian's chromium.
+# Only the JupyterLab browser test (part of `make test`): needs Debian's chromium.
 test-browser: setup
 	$(BIN)/python -m pytest tests/test_browser.py -p no:cacheprovider
 

@@ -26,7 +26,7 @@ from nbgrader_harness import REPO, fill_answers, nbgrader, solution_answers
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = REPO / "build" / "screenshots"
 ASSIGNMENT, NOTEBOOK = "session07_residual_cnn", "residual_cnn"
-DEMO_NOTEBOOK = "residual_cnn.ipynb"  # the Session 7 instructor notebook in notebooks/
+DEMO_NOTEBOOK = "session07_vanishing_gradients.ipynb"  # the Session 7 live demo, in notebooks/
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -158,7 +158,7 @@ def test_instructor_runs_the_demo_notebook_without_errors(page, lab):
     errors = [text for text in outputs if "Traceback" in text or "Error" in text.split("\n")[0]]
     assert not errors, f"cells show errors: {errors[:2]}"
     figures = page.locator(".jp-OutputArea-output img")
-    assert figures.count() >= 1, "no figure rendered"
+    assert figures.count() >= 3, f"expected the demo's figures, {figures.count()} rendered"
     assert all(figures.nth(i).evaluate("img => img.naturalWidth > 100") for i in range(figures.count()))
     figures.last.scroll_into_view_if_needed()
     screenshot(page, "instructor-demo-figure")
