@@ -55,6 +55,18 @@ def main():
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing below propagates to the host
     os.makedirs(root, exist_ok=True)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=755")
+    # The private, writable folders first, so that read-only binds of folders inside them (a
+    # course checked out under /tmp, its venv) land on top instead of being hidden by them.
+    size = config["disk_bytes"]
+    for path, mode in (("/dev/shm", "1777"), ("/tmp", "1777"), ("/home/student", "700")):
+        os.makedirs(root + path, exist_ok=True)
+        mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV,
+              f"size={size},mode={mode},uid={uid},gid={uid}")
+    for name in os.listdir(config["home_source"]):
+        with open(os.path.join(config["home_source"], name), "rb") as source, \
+                open(f"{root}/home/student/{name}", "wb") as target:
+            target.write(source.read())
+        os.chown(f"{root}/home/student/{name}", uid, uid)
     for path in config["readonly"]:
         if os.path.islink(path) and not os.path.exists(root + path):
             os.makedirs(os.path.dirname(root + path), exist_ok=True)
@@ -68,16 +80,6 @@ def main():
     mount("tmpfs", root + "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=755")
     for device in DEVICES:
         bind("/dev/" + device, f"{root}/dev/{device}", readonly=False, recursive=False)
-    size = config["disk_bytes"]
-    for path, mode in (("/dev/shm", "1777"), ("/tmp", "1777"), ("/home/student", "700")):
-        os.makedirs(root + path, exist_ok=True)
-        mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV,
-              f"size={size},mode={mode},uid={uid},gid={uid}")
-    for name in os.listdir(config["home_source"]):
-        with open(os.path.join(config["home_source"], name), "rb") as source, \
-                open(f"{root}/home/student/{name}", "wb") as target:
-            target.write(source.read())
-        os.chown(f"{root}/home/student/{name}", uid, uid)
     os.makedirs(root + "/proc", exist_ok=True)
     mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     loopback_up()

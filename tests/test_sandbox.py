@@ -40,6 +40,18 @@ for path in [{str(REPO / 'source')!r}, {str(REPO / 'autograder' / 'checks')!r}, 
 
 
 @needs_namespaces
+def test_folders_the_sandbox_may_read_are_visible_even_under_tmp(tmp_path, monkeypatch):
+    """The sandbox's private /tmp must not hide read-only folders inside it: a course (and its
+    venv) checked out under /tmp, as CI does, broke every check before the mounts were reordered."""
+    (tmp_path / "marker.txt").write_text("visible")
+    tmp_path.chmod(0o755)  # readable by the sandbox's unprivileged user, as a checkout is
+    monkeypatch.setenv("DEEPNETS_DATA_ROOT", str(tmp_path))
+    result = run_sandboxed([sys.executable, "-I", "-c", f"print(open({str(tmp_path / 'marker.txt')!r}).read())"],
+                           limits=Limits(wall_seconds=30), with_data=True)
+    assert result.stdout.decode().strip() == "visible", result.stderr.decode()[-500:]
+
+
+@needs_namespaces
 def test_student_code_has_no_network():
     out, err, result = run("""
 import socket
