@@ -14,6 +14,12 @@ c.CourseDirectory.root = str(COURSE_ROOT)
 # each is generated from it. Neither the .py sources nor caches belong in a release or submission.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py"]
 
+# nbgrader's exchange (release, fetch, submit, collect): the system-wide one where a JupyterHub
+# install made it, else a folder in the course, so that the formgrader's Release and Collect
+# and the Assignments tab work on a single machine (`make lab`).
+if not Path("/usr/local/share/nbgrader/exchange").is_dir():
+    c.Exchange.root = str(COURSE_ROOT / "exchange")
+
 # Stubs the students see in place of the solutions.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

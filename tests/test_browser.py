@@ -27,6 +27,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = REPO / "build" / "screenshots"
 ASSIGNMENT, NOTEBOOK = "session07_residual_cnn", "residual_cnn"
 DEMO_NOTEBOOK = "session07_vanishing_gradients.ipynb"  # the Session 7 live demo, in notebooks/
+# The notebook in front: JupyterLab keeps other open notebooks in the DOM, hidden.
+ACTIVE = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -81,7 +83,7 @@ def lab(course):
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course}", "--allow-root",
-         "--LabApp.news_url=None"],
+         "--LabApp.news_url=None", f"--LabApp.workspaces_dir={course.parent / 'workspaces'}"],
         cwd=course, env=environment, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
@@ -128,7 +130,7 @@ def screenshot(page, name: str) -> None:
 def open_notebook(page, lab, path: str) -> None:
     url, token = lab
     page.goto(f"{url}/lab/tree/{path}?token={token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=90_000)
+    page.locator(f"{ACTIVE} .jp-Notebook .jp-Cell").first.wait_for(timeout=90_000)
     page.wait_for_function(
         "() => document.querySelector('#jp-main-statusbar')?.innerText.includes('Idle')",
         timeout=90_000)
@@ -143,7 +145,7 @@ def wait_until_done(page, timeout_s: float) -> None:
     """Until every code cell has an execution count and none is queued or running ([*])."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+        prompts = page.locator(f"{ACTIVE} .jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
         if prompts and all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts):
             return
         time.sleep(2)
@@ -154,10 +156,10 @@ def test_instructor_runs_the_demo_notebook_without_errors(page, lab):
     open_notebook(page, lab, f"notebooks/{DEMO_NOTEBOOK}")
     run_all_cells(page)
     wait_until_done(page, timeout_s=400)
-    outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+    outputs = page.locator(f"{ACTIVE} .jp-OutputArea-output").all_inner_texts()
     errors = [text for text in outputs if "Traceback" in text or "Error" in text.split("\n")[0]]
     assert not errors, f"cells show errors: {errors[:2]}"
-    figures = page.locator(".jp-OutputArea-output img")
+    figures = page.locator(f"{ACTIVE} .jp-OutputArea-output img")
     assert figures.count() >= 3, f"expected the demo's figures, {figures.count()} rendered"
     assert all(figures.nth(i).evaluate("img => img.naturalWidth > 100") for i in range(figures.count()))
     figures.last.scroll_into_view_if_needed()

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 import build_course  # noqa: E402
 
-LESSONS = sorted((REPO / "source").glob("*/*.py"))
+LESSONS = build_course.lesson_sources(REPO, [])  # source/<assignment>/*.py and demos/*.py
 ASSIGNMENT_LESSONS = [lesson for lesson in LESSONS if lesson.parent.name != build_course.DEMOS]
 
 
@@ -20,8 +20,9 @@ def regenerated(tmp_path_factory) -> Path:
     """A temporary course built from this repository's source/ (without executing anything)."""
     course = tmp_path_factory.mktemp("regenerated")
     shutil.copy(REPO / "nbgrader_config.py", course)
-    shutil.copytree(REPO / "source", course / "source",
-                    ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
+    for folder in ("source", build_course.DEMOS):
+        shutil.copytree(REPO / folder, course / folder,
+                        ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
     build_course.build(course, [], execute=False)
     return course
 
@@ -33,7 +34,13 @@ def cells(path: Path) -> list[tuple]:
 
 
 def test_there_are_lessons():
-    assert LESSONS, "no source/<assignment>/*.py lessons"
+    assert ASSIGNMENT_LESSONS, "no source/<assignment>/*.py lessons"
+    assert len(LESSONS) > len(ASSIGNMENT_LESSONS), "no demos/*.py instructor demos"
+
+
+def test_instructor_demos_are_not_nbgrader_assignments():
+    """Every folder of source/ is an assignment to nbgrader and its formgrader: demos live outside."""
+    assert not (REPO / "source" / build_course.DEMOS).exists()
 
 
 @pytest.mark.parametrize("lesson", ASSIGNMENT_LESSONS, ids=lambda p: p.parent.name)

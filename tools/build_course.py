@@ -6,8 +6,8 @@ Lessons are authored as jupytext percent files, source/<assignment>/<notebook>.p
 1. source/<assignment>/<notebook>.ipynb, the notebook nbgrader reads (never edited by hand);
 2. release/<assignment>/<notebook>.ipynb, the student version, by `nbgrader generate_assignment`;
 3. notebooks/<notebook>.ipynb, the instructor copy: the full solution without nbgrader's markers
-   or metadata. Lessons in source/demos/ are instructor demos, not assignments: they get only
-   this copy. Cells tagged `nbval-check-output` keep the outputs of a quick-budget run, which
+   or metadata. Lessons in demos/ (outside source/, so nbgrader never lists them as
+   assignments) are instructor demos: they get only this copy. Cells tagged `nbval-check-output` keep the outputs of a quick-budget run, which
    nbval then checks exactly; every other output is left empty.
 """
 
@@ -25,7 +25,7 @@ import nbformat
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK_OUTPUT_TAG = "nbval-check-output"
-DEMOS = "demos"  # source/demos/*.py: instructor demos, no nbgrader assignment
+DEMOS = "demos"  # demos/*.py: instructor demos, no nbgrader assignment
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 NBGRADER_DEFAULTS = {"grade": False, "solution": False, "task": False, "schema_version": 3}
 JUPYTEXT_ONLY_METADATA = ("lines_to_next_cell", "cell_marker")
@@ -45,9 +45,12 @@ def read_lesson(lesson: Path) -> nbformat.NotebookNode:
 
 
 def lesson_sources(course: Path, assignments: list[str]) -> list[Path]:
-    """The authored percent files, source/<assignment>/*.py, of the chosen assignments."""
-    folders = [course / "source" / name for name in assignments] if assignments else \
-        sorted(p for p in (course / "source").iterdir() if p.is_dir())
+    """The authored percent files of the chosen assignments (source/<assignment>/*.py), and of
+    the instructor demos (demos/*.py) when no assignment is named or "demos" is."""
+    if assignments:
+        folders = [course / (DEMOS if name == DEMOS else f"source/{name}") for name in assignments]
+    else:
+        folders = [*sorted(p for p in (course / "source").iterdir() if p.is_dir()), course / DEMOS]
     return sorted(path for folder in folders for path in folder.glob("*.py"))
 
 

@@ -1,0 +1,136 @@
+"""Hostile Day 13 submissions against the trusted checks (autograder/checks/day13_vgg_resnet.py).
+
+In the style of hostile_submissions.py (Session 7), but cheaper: each case goes straight to
+run_checks (one sandboxed probe run, a few seconds), not through nbgrader and the class pipeline.
+BASE is an honest but imperfect answer: a ResidualBlock that forgets to add its shortcut, and
+ResNet18 and DeepResNet left as the release's stubs. It passes the 8 block checks that do not
+need the skip connection. Tampering added to BASE must never pass a check BASE fails.
+"""
+
+import pytest
+
+from autograder.trusted import run_checks
+
+ASSIGNMENT = "day13_vgg_resnet"
+
+NO_SKIP_BLOCK = '''
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)))   # forgot "+ self.shortcut(x)"
+'''
+
+
+def stub(name: str) -> str:
+    return (f"class {name}(nn.Module):\n    def __init__(self, num_classes=10):\n        super().__init__()\n"
+            f"        # YOUR CODE HERE\n        raise NotImplementedError()\n")
+
+
+BASE = {"residual_block": NO_SKIP_BLOCK, "resnet18": stub("ResNet18"), "deep_resnet": stub("DeepResNet")}
+BASE_PASSES = {"block_keeps_shape", "block_changes_channels", "block_stride_halves_size",
+               "block_identity_shortcut", "block_projection_shortcut", "block_downsamples_in_first_conv",
+               "block_relu_after_addition", "block_parameter_count"}
+
+
+def with_tamper(extra: str = "", block: str = NO_SKIP_BLOCK) -> dict[str, str]:
+    return {**BASE, "residual_block": block + "\n" + extra}
+
+
+def returning(expression: str, prelude: str = "") -> str:
+    """NO_SKIP_BLOCK whose forward returns `expression` (of `out`, the residual branch before ReLU)."""
+    return prelude + NO_SKIP_BLOCK.replace(
+        "return F.relu(self.bn2(self.conv2(out)))   # forgot \"+ self.shortcut(x)\"",
+        f"out = self.bn2(self.conv2(out))\n        return {expression}")
+
+
+# name -> (answers, the checks it must pass: exactly these)
+TAMPER = {
+    # The notebook's asserts compare with torch and numpy: make every comparison say yes.
+    "patched_comparisons": (with_tamper('''
+import numpy
+torch.allclose = lambda *args, **kwargs: True
+torch.equal = lambda *args, **kwargs: True
+torch.Tensor.__eq__ = lambda self, other: torch.tensor(True)
+torch.Tensor.__ge__ = lambda self, other: torch.tensor(True)
+torch.Tensor.all = lambda self, *args, **kwargs: torch.tensor(True)
+numpy.allclose = lambda *args, **kwargs: True
+numpy.array_equal = lambda *args, **kwargs: True
+'''), BASE_PASSES),
+    # A tensor subclass that claims whatever shape is asked for and agrees with every comparison.
+    "fake_tensor_subclass": (with_tamper(block=returning("F.relu(out).as_subclass(Agreeable)", prelude='''
+class Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return super().__torch_function__(func, types, args, kwargs or {})
+    def __eq__(self, other):
+        return True
+    def __ge__(self, other):
+        return True
+    def allclose(self, *args, **kwargs):
+        return True
+''')), {"block_identity_shortcut", "block_downsamples_in_first_conv", "block_parameter_count"}),
+    # Writes the gradient the skip connection would give into x.grad, and silences backward().
+    "forges_input_gradient": (with_tamper('''
+class ResidualBlock(ResidualBlock):
+    def __call__(self, x, *args, **kwargs):
+        if isinstance(x, torch.Tensor) and x.requires_grad:
+            x.grad = (x > 0).float()
+        return super().__call__(x, *args, **kwargs)
+
+
+torch.Tensor.backward = lambda self, *args, **kwargs: None
+torch.autograd.backward = lambda *args, **kwargs: None
+'''), BASE_PASSES),
+    # Patches what the notebook's checks and the grader's probes might call.
+    "patched_helpers_and_module_methods": (with_tamper('''
+import deepnets.checks
+deepnets.checks.overfit_loss = lambda *args, **kwargs: 0.0
+deepnets.checks.zero_residual_branch = lambda block: block
+deepnets.checks.parameters_without_conv_biases = lambda model: 11_172_810
+nn.Module.register_forward_hook = lambda self, hook, *args, **kwargs: None
+nn.Module.named_parameters = lambda self, *args, **kwargs: iter([])
+nn.Module.train = lambda self, mode=True: self
+torch.optim.Adam.step = lambda self, *args, **kwargs: None
+'''), BASE_PASSES),
+    # Checks reported twice (once forged) are not trusted: block_keeps_shape is lost, nothing gained.
+    "forged_report_lines": (with_tamper('''
+import json, os
+_names = ["block_skip_connection", "block_gradient_through_skip", "resnet18_learns", "deep_resnet_learns",
+          "resnet18_parameter_count", "block_keeps_shape"]
+for fd in range(1, 256):
+    for name in _names:
+        try:
+            os.write(fd, (json.dumps({"check": name, "value": 0}) + "\\n").encode())
+        except OSError:
+            pass
+'''), BASE_PASSES - {"block_keeps_shape"}),
+}
+
+
+def passed(answers) -> set[str]:
+    return {grade_id for grade_id, result in run_checks(ASSIGNMENT, answers, student="hostile").items()
+            if result.passed}
+
+
+def test_base_passes_exactly_the_block_checks_without_the_skip():
+    assert passed(BASE) == BASE_PASSES
+
+
+@pytest.mark.parametrize("name", sorted(TAMPER))
+def test_tampering_passes_no_check_that_honest_code_fails(name):
+    answers, expected = TAMPER[name]
+    found = passed(answers)
+    assert found <= BASE_PASSES, f"{name} passed {sorted(found - BASE_PASSES)}"
+    assert found == expected
