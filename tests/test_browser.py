@@ -192,8 +192,12 @@ def test_student_validating_an_incomplete_notebook_sees_the_failing_checks(page,
     assert "The block's output has the shape of its input" in message, "the failing check is not named"
 
 
-def test_instructor_sees_the_assignment_in_the_formgrader(page, lab):
+def test_instructor_sees_the_assignments_in_the_formgrader(page, lab):
     url, token = lab
     page.goto(f"{url}/formgrader?token={token}")
     page.wait_for_selector(f"text={ASSIGNMENT}", timeout=60_000)
+    page.wait_for_selector("text=day13_vgg_resnet", timeout=30_000)
+    assert "The exchange directory" not in page.inner_text("body"), "no nbgrader exchange"
+    names = page.locator("#main_table tbody tr td:first-child").all_inner_texts()
+    assert sorted(name.strip() for name in names) == ["day13_vgg_resnet", ASSIGNMENT], names
     screenshot(page, "instructor-formgrader")
