@@ -34,7 +34,10 @@ def graded(tmp_path_factory):
         submit(course, ASSIGNMENT, student, NOTEBOOK, notebook)
     start = time.perf_counter()
     autograde(course, ASSIGNMENT)
-    print(f"autograded {len(submissions)} submissions in {time.perf_counter() - start:.0f} s")
+    seconds = time.perf_counter() - start
+    # Issue requirement: one completed notebook autogrades in at most 90 s on 2 CPU cores.
+    print(f"autograded {len(submissions)} submissions in {seconds:.0f} s "
+          f"({seconds / len(submissions):.0f} s a notebook)")
     return {student: scores(course, ASSIGNMENT, student, NOTEBOOK) for student in submissions}
 
 

@@ -46,3 +46,15 @@ def test_the_graders_seed_reproduces(record):
     loss = overfit_loss(solution["ResNet18"], seed=0, steps=check["steps"], batch_size=check["batch_size"],
                         image_size=check["image_size"])
     assert loss == pytest.approx(recorded, abs=0.01)
+
+
+def test_trusted_learning_checks_use_the_calibrated_settings(record):
+    """autograder/checks/day13_vgg_resnet.py trains with what was calibrated: seed 0, the same
+    steps, batch, image size and threshold (all read from the lesson), and overfit_loss's lr."""
+    from autograder.checks import day13_vgg_resnet
+
+    trusted = day13_vgg_resnet.lesson_learning_tests()
+    assert {network: {key: value for key, value in test.items() if key not in ("seed", "lr")}
+            for network, test in trusted.items()} == record["checks"]
+    assert {test["seed"] for test in trusted.values()} == {0}
+    assert {test["lr"] for test in trusted.values()} == {1e-3}

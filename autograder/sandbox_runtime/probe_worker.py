@@ -39,6 +39,9 @@ _dumps, _write, _alarm, _signal = json.dumps, os.write, signal.alarm, signal.sig
 _Module, _Conv2d, _BatchNorm2d, _MaxPool2d = nn.Module, nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d
 _module_modules, _module_parameters = nn.Module.modules, nn.Module.named_parameters
 _module_train = nn.Module.train
+_module_children, _module_named_children = nn.Module.children, nn.Module.named_children
+_register_forward_hook = nn.Module.register_forward_hook
+_Adam, _autograd_backward, _autograd_grad = torch.optim.Adam, torch.autograd.backward, torch.autograd.grad
 _relu, _cross_entropy = F.relu, F.cross_entropy
 _exc_info, _extract_tb = sys.exc_info, traceback.extract_tb
 _RECIPE = dict(_GRADER_RECIPE)
@@ -57,6 +60,7 @@ class Tools:
     manual_seed, relu, cross_entropy = (staticmethod(f) for f in (_manual_seed, _relu, _cross_entropy))
     isinstance, len, type, fit = (staticmethod(f) for f in (_isinstance, _len, _type, _fit))
     runs_channels_last = staticmethod(_runs_channels_last)
+    Adam = _Adam
 
     @staticmethod
     def recipe():
@@ -93,6 +97,42 @@ class Tools:
             raise TypeError(f"expected an nn.Module, got {_type(module).__name__}")
         _module_train(module, mode)
         return module
+
+    def children(self, module):
+        if not _isinstance(module, _Module):
+            raise TypeError(f"expected an nn.Module, got {_type(module).__name__}")
+        return _list(_module_children(module))
+
+    def named_children(self, module):
+        if not _isinstance(module, _Module):
+            raise TypeError(f"expected an nn.Module, got {_type(module).__name__}")
+        return _list(_module_named_children(module))
+
+    def forward_hook(self, module, hook):
+        """module.register_forward_hook(hook), unpatched; returns the handle to remove it."""
+        if not _isinstance(module, _Module):
+            raise TypeError(f"expected an nn.Module, got {_type(module).__name__}")
+        return _register_forward_hook(module, hook)
+
+    def backward(self, tensor):
+        """tensor.backward() for a real tensor, without the tensor's own (patchable) methods."""
+        if not self.is_tensor(tensor):
+            raise TypeError(f"a {_type(tensor).__name__} where a tensor was expected")
+        _autograd_backward(tensor)
+
+    def input_gradient(self, output, inputs):
+        """d sum(output) / d inputs, computed afresh (None where no gradient reaches `inputs`).
+
+        Unlike inputs.grad after a backward pass, a value the student's code stored in .grad
+        does not count.
+        """
+        if not self.is_tensor(output):
+            raise TypeError(f"a {_type(output).__name__} where a tensor was expected")
+        with _DisableTorchFunction():
+            total = _TensorBase.sum(output)
+            if not _TensorBase.requires_grad.__get__(total):
+                return None
+        return _autograd_grad([total], [inputs], allow_unused=True)[0]
 
     def shape(self, tensor):
         """The shape of a real tensor as a list, read through the unpatchable C type."""
