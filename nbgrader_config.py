@@ -19,6 +19,10 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # and the Assignments tab work on a single machine (`make lab`).
 if not Path("/usr/local/share/nbgrader/exchange").is_dir():
     c.Exchange.root = str(COURSE_ROOT / "exchange")
+    try:  # nbgrader uses the exchange only if the folder exists; it never creates it
+        (COURSE_ROOT / "exchange").mkdir(exist_ok=True)
+    except OSError:
+        pass  # a read-only course copy: release and collect say the exchange is missing
 
 # Stubs the students see in place of the solutions.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
