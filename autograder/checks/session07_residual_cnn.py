@@ -83,8 +83,9 @@ def probe_block_skip_connection(ns, t):
 def probe_block_gradient_through_skip(ns, t):
     block = t.set_train(zeroed_block(ns, t, 6), True)
     x = t.tensor("grad_x", requires_grad=True)
-    block(x).sum().backward()
-    return t.grad(x)
+    # Computed afresh by the grader's captured autograd: a forward that writes into x.grad
+    # cannot fake a gradient through the skip.
+    return t.input_gradient(block(x), x)
 
 
 def probe_block_relu_after_addition(ns, t):
