@@ -471,13 +471,13 @@ found = parameters_without_conv_biases(ResNet18())
 assert found == expected, f"ResNet18 has {found:,} parameters (conv biases aside); ResNet-18's layout has {expected:,}"
 
 # %% nbgrader={"grade": true, "grade_id": "resnet18_learns", "points": 2}
-"""Trained by the grader on one fixed batch of 16 digits (8 Adam steps), ResNet18 drives its loss below 0.1."""
+"""Trained by the grader on one fixed batch of 16 digits (8 Adam steps), ResNet18 drives its loss below 0.3."""
 ### BEGIN HIDDEN TESTS
 from deepnets.checks import overfit_loss
 
 loss = overfit_loss(ResNet18, seed=0, steps=8, batch_size=16, image_size=8)
 print(f"training loss on the grader's batch after 8 steps: {loss:.4f} (a network that learns nothing: 2.30)")
-assert loss < 0.1, f"loss {loss:.3f} after 8 steps: a correct ResNet18 gets below 0.1"
+assert loss < 0.3, f"loss {loss:.3f} after 8 steps: a correct ResNet18 gets below 0.3"
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade_id": "compare_intro", "locked": true}
@@ -681,13 +681,13 @@ found = parameters_without_conv_biases(DeepResNet())
 assert found == expected, f"DeepResNet has {found:,} parameters (conv biases aside); ResNet-34's layout has {expected:,}"
 
 # %% nbgrader={"grade": true, "grade_id": "deep_resnet_learns", "points": 2}
-"""Trained by the grader on one fixed batch of 16 digits (8 Adam steps), DeepResNet drives its loss below 0.1."""
+"""Trained by the grader on one fixed batch of 16 digits (8 Adam steps), DeepResNet drives its loss below 0.3."""
 ### BEGIN HIDDEN TESTS
 from deepnets.checks import overfit_loss
 
 loss = overfit_loss(DeepResNet, seed=0, steps=8, batch_size=16, image_size=8)
 print(f"training loss on the grader's batch after 8 steps: {loss:.4f} (a network that learns nothing: 2.30)")
-assert loss < 0.1, f"loss {loss:.3f} after 8 steps: a correct DeepResNet gets below 0.1"
+assert loss < 0.3, f"loss {loss:.3f} after 8 steps: a correct DeepResNet gets below 0.3"
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade_id": "bottleneck_task", "locked": true}
