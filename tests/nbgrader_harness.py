@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import subprocess
 import sys
@@ -15,10 +14,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
 import build_course  # noqa: E402
 
-def nbgrader(course: Path, *arguments: str) -> subprocess.CompletedProcess:
-    """Run an nbgrader command in `course`; fail the test with its output if it fails."""
+def nbgrader(course: Path, *arguments: str, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run an nbgrader command in `course` (without the environment variables `unset`);
+    fail the test with its output if it fails."""
+    env = {name: value for name, value in build_course.with_venv_on_path().items() if name not in unset}
     result = subprocess.run([sys.executable, "-m", "nbgrader", *arguments, "--log-level=WARN"],
-                            cwd=course, env=build_course.with_venv_on_path(),
+                            cwd=course, env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0, f"nbgrader {' '.join(arguments)} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -71,8 +72,9 @@ def submit(course: Path, assignment: str, student: str, notebook_name: str,
 
 def autograde(course: Path, assignment: str, *extra: str) -> subprocess.CompletedProcess:
     """Autograde every submission of `assignment` as a grader would (the quick budget applies)."""
-    os.environ.pop("DEEPNETS_BUDGET", None)  # nbgrader's own NBGRADER_EXECUTION picks 'quick'
-    return nbgrader(course, "autograde", assignment, "--force", *extra)
+    # Without the tests' DEEPNETS_BUDGET, as a grader runs it: nbgrader's own NBGRADER_EXECUTION
+    # picks 'quick'. Only for this command: nbval's kernels, started later, still need it.
+    return nbgrader(course, "autograde", assignment, "--force", *extra, unset=("DEEPNETS_BUDGET",))
 
 
 def scores(course: Path, assignment: str, student: str, notebook: str) -> dict[str, tuple[float, float]]:

@@ -68,3 +68,12 @@ def test_block_without_skip_fails_skip_checks_and_passes_shape_checks(graded):
     failures = failed(graded["no_skip"])
     assert SKIP_CHECKS <= failures
     assert not SHAPE_CHECKS & failures
+
+
+def test_autograding_leaves_the_budget_of_later_notebooks_alone(graded):
+    """nbval's kernels start after this module and inherit the environment: they must still run
+    in the quick budget (the harness once removed DEEPNETS_BUDGET for good, so every notebook
+    after it ran in the demo budget)."""
+    import os
+
+    assert os.environ.get("DEEPNETS_BUDGET") == "quick"
