@@ -21,36 +21,36 @@ def smooth(values, window: int) -> np.ndarray:
 
 def plot_training_curves(histories: dict[str, History], title: str = "Training curves",
                          train_accuracy: bool = False):
-    """Training loss per step and test accuracy per epoch, one line per model, on one figure.
+    """Training loss per step and test accuracy during training, one colour per model, one figure.
 
-    With `train_accuracy`, the accuracy plot also shows each model's training accuracy per step
-    (moving average, dashed), which says something even when a run lasts a single epoch.
+    Test accuracy is drawn at every point `fit` measured it (several times an epoch), so a
+    one-epoch run draws a curve. With `train_accuracy`, the accuracy plot also shows each
+    model's training accuracy per step (moving average, dashed).
     """
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(12, 4))
     for name, history in histories.items():
         steps = np.arange(1, len(history.step_loss) + 1)
         window = max(1, len(steps) // 25)
         line, = loss_axis.plot(steps, smooth(history.step_loss, window), label=name)
-        epochs = np.arange(1, len(history.test_accuracy) + 1)
-        steps_per_epoch = len(steps) / max(1, len(epochs))
-        accuracy_axis.plot(epochs * steps_per_epoch, history.test_accuracy, marker="o",
+        accuracy_axis.plot(history.eval_steps, history.eval_accuracy, marker="o", markersize=4,
                            color=line.get_color(), label=name)
         if train_accuracy:
             accuracy_axis.plot(steps, smooth(history.step_accuracy, window), linestyle="--",
                                color=line.get_color())
     loss_axis.set(xlabel="training step", ylabel="training loss (moving average)",
                   yscale="log", title="Training loss")
-    accuracy_axis.set(xlabel="training step", ylabel="accuracy (%)" if train_accuracy else "test accuracy (%)",
-                      title="Accuracy" if train_accuracy else "Test accuracy after each epoch")
+    accuracy_axis.set(xlabel="training step", ylabel="accuracy (%)",
+                      title="Accuracy during training" if train_accuracy else "Test accuracy during training")
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
     loss_axis.legend()
     if train_accuracy:  # the colours are named on the left; here, what each line style means
         accuracy_axis.legend(handles=[
             Line2D([], [], color="grey", linestyle="--", label="training (moving average)"),
-            Line2D([], [], color="grey", marker="o", linestyle="", label="test, after each epoch")])
+            Line2D([], [], color="grey", marker="o", label="test (eval mode)")])
     else:
         accuracy_axis.legend()
-    figure.suptitle(title)
+    if title:
+        figure.suptitle(title)
     figure.tight_layout()
     return figure

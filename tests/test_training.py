@@ -36,6 +36,10 @@ def test_fit_learns_and_records_history(sample):
     assert history.final_test_accuracy > 60, "a small CNN should pass 60% on 1,000 digits"
     assert sum(history.step_loss[-5:]) < sum(history.step_loss[:5]), "loss did not go down"
     assert history.seconds > 0
+    # Test accuracy is measured four times an epoch, and each epoch's last point is its test score.
+    assert history.eval_steps == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert history.eval_accuracy[3::4] == history.test_accuracy
+    assert len(set(history.eval_accuracy)) > 1, "a one-value curve says nothing"
 
 
 def test_same_seed_same_run(sample):
