@@ -129,7 +129,7 @@ def store_collected(course: Path, assignment: str, output: Path, students: dict)
 
 def intake(course: Path, output: Path, assignment: str, release: Path) -> dict[str, dict]:
     """Check and rebuild every submission; the originals are kept in grading/.../originals/."""
-    from autograder.intake import check_submission, notebook_bytes
+    from autograder.intake import Intake, check_submission, notebook_bytes
 
     records = {}
     collected_path = output / "collected.json"
@@ -151,7 +151,11 @@ def intake(course: Path, output: Path, assignment: str, release: Path) -> dict[s
         if original.exists():
             shutil.rmtree(original)
         shutil.copytree(folder, original, symlinks=True)
-        result = check_submission(original, student, release)
+        try:
+            result = check_submission(original, student, release)
+        except Exception as error:  # one odd upload never stops the class: it waits for a person
+            result = Intake(student, False, [f"the submission could not be checked ({type(error).__name__})"],
+                            nbformat.read(release, as_version=4))
         for path in folder.iterdir():  # only the rebuilt notebook (and nbgrader's timestamp) stay
             if path.name != "timestamp.txt":
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
@@ -401,7 +405,10 @@ def grade_class(course: Path, assignment: str, *, zip_path: Path | None = None,
                     timings[student] = future.result()["seconds"]
                 except Exception as error:  # the writer's autograde redoes the work
                     log(f"{student}: work failed on the worker ({type(error).__name__}: {error})")
-                ok, error = writer.autograde(assignment, student)
+                try:
+                    ok, error = writer.autograde(assignment, student)
+                except Exception as failure:  # recorded as "not graded" for review; the class goes on
+                    ok, error = False, f"{type(failure).__name__}"
                 record = record_for(writer, course, assignment, notebook, student, states[student],
                                     parts, ok, error)
                 record.update(sha=states[student]["sha"], grader=fingerprint)
