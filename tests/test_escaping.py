@@ -166,3 +166,53 @@ def test_a_sandbox_problem_loses_what_the_process_printed():
     assert safe_problem(f"the process exited with status 1 ({PROBE_SOURCE})") == "the process exited with status 1"
     assert safe_problem("stopped by the grader: wall time over 150 s") == "stopped by the grader: wall time over 150 s"
     assert safe_problem(None) is None
+
+
+LEAKING_BLOCK = '''
+import sys
+
+def _leak():
+    frames, frame = [], sys._getframe(1)
+    while frame is not None:
+        frames.append(repr(frame.f_locals)[:400])
+        frame = frame.f_back
+    return " ".join(frames)
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+
+    def forward(self, x):
+        raise ValueError(f"{x.flatten()[:8].tolist()} {_leak()}")
+'''
+LEAKING_CNN = '''
+class ResidualCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        raise RuntimeError(_leak())
+'''
+
+
+def test_a_submission_that_raises_its_hidden_inputs_gets_only_exception_types_back():
+    """Through the real sandboxed probes: every failure names a type, no number, no source."""
+    import re
+
+    from autograder.trusted import run_checks
+
+    results = run_checks("session07_residual_cnn", {"residual_block": LEAKING_BLOCK, "residual_cnn": LEAKING_CNN},
+                         student="leaks-inputs")
+    raised_in_cnn = "your code raised RuntimeError in your cell residual_cnn, line 5"
+    assert {grade_id: result.message for grade_id, result in results.items()} == {
+        "block_keeps_shape": "your code raised ValueError",
+        "block_has_convs_and_batchnorms": "expected 2 Conv2d layers, found 0",
+        "block_skip_connection": "your code raised AssertionError",       # a probe's own assert
+        "block_gradient_through_skip": "your code raised AssertionError",
+        "block_relu_after_addition": "your code raised ValueError",
+        "block_batchnorm_train_vs_eval": "your code raised ValueError",
+        "block_skip_is_identity": "ResidualBlock(4) has 0 parameters; two 3x3 convs and two BatchNorms "
+                                  "have 304 (or 312 with conv biases)",
+        "cnn_output_shape": raised_in_cnn, "cnn_parameter_count": raised_in_cnn,
+        "cnn_built_from_residual_blocks": raised_in_cnn, "cnn_gradient_reaches_first_layer": raised_in_cnn,
+        "cnn_learns_mnist": raised_in_cnn}
+    for result in results.values():
+        assert not re.search(r"\d\.\d{3}|def |f_locals|array\(", result.feedback()), result.feedback()
