@@ -100,8 +100,8 @@ def collect_zip(course: Path, assignment: str, archive: Path, output: Path, note
     staging = course / "downloaded" / assignment / "extracted"
     try:
         students = intake.collect_zip(archive, staging, notebook)
-    except (zipfile.BadZipFile, OSError) as error:
-        sys.exit(f"{archive} cannot be read as a zip ({error})")
+    except (zipfile.BadZipFile, OSError, ValueError) as error:  # ValueError: undecodable names
+        sys.exit(f"{archive} cannot be read as a zip ({type(error).__name__}: {error})")
     if not students:
         sys.exit(f"{archive} is an empty zip: no submissions to grade")
     store_collected(course, assignment, output, students)

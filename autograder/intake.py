@@ -104,7 +104,7 @@ def member_parts(name: str) -> tuple[list[str], bool]:
     parts = [p for p in raw if p not in ("", ".", "..")]
     if parts and re.fullmatch(r"[A-Za-z]:", parts[0]):
         parts = parts[1:]
-    parts = [p.replace("\0", "")[:200] for p in parts]
+    parts = [p.replace("\0", "").encode()[:200].decode("utf-8", "ignore") for p in parts]  # 255-byte names
     unsafe = any(p == ".." for p in raw) or name.startswith(("/", "\\")) or bool(re.match(r"^[A-Za-z]:", name))
     return [p for p in parts if p], unsafe
 
@@ -112,7 +112,7 @@ def member_parts(name: str) -> tuple[list[str], bool]:
 def student_key(name: str) -> str:
     """A name as a safe nbgrader student id: letters of any script, digits, '.', '-', '_'."""
     text = unicodedata.normalize("NFC", name)
-    key = re.sub(r"[^\w.-]+", "-", text).strip("-._")[:64]
+    key = re.sub(r"[^\w.-]+", "-", text).strip("-._")[:40]  # 40 characters fit a 255-byte file name
     return key or "unnamed-" + hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
@@ -296,8 +296,11 @@ def write_collected(student: Collected, target: Path) -> None:
     target.mkdir(parents=True)
     for path, data in student.files.items():
         destination = target.joinpath(*path)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(data, destination)
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(data, destination)
+        except OSError as error:  # a file and a folder of one name, say: this file waits for a person
+            student.note(f"{'/'.join(path)} could not be stored ({type(error).__name__}); it is in the download")
 
 
 class CourseExtractor(ExtractorPlugin):
@@ -316,7 +319,7 @@ class CourseExtractor(ExtractorPlugin):
                 continue
             try:
                 students = collect_zip(path, Path(extracted_path) / ".unpacking" / path.stem)
-            except (zipfile.BadZipFile, OSError) as error:
+            except (zipfile.BadZipFile, OSError, ValueError) as error:
                 self.log.warning("Not a readable zip, skipped: %s (%s)", path, error)
                 continue
             for student in students.values():

@@ -264,3 +264,18 @@ def test_hand_run_zip_collect_uses_the_same_bounded_intake(tmp_path):
                      f"102/{ASSIGNMENT}/residual_cnn.ipynb", f"201/{ASSIGNMENT}/residual_cnn.ipynb",
                      f"bomb/{ASSIGNMENT}/residual_cnn.zip", f"broken/{ASSIGNMENT}/residual_cnn.zip"}
     assert nbformat.reads(RELEASE_BYTES.decode(), as_version=4)  # the release notebook parses
+
+
+def test_long_names_and_a_file_shadowing_a_folder_are_stored_or_flagged(tmp_path):
+    long_name = "Øyvind" * 60                      # 360 characters, 420 bytes in UTF-8
+    students = collect(tmp_path, download(tmp_path, {
+        f"{long_name}/{'é' * 200}.ipynb": RELEASE_BYTES,
+        "ana/notes": b"a file", "ana/notes/more.txt": b"a file in a folder of the same name",
+        "ana/residual_cnn.ipynb": RELEASE_BYTES}))
+    key = next(k for k in students if k.startswith("Øyvind"))
+    assert len(key) == 40
+    write_collected(students[key], tmp_path / "submitted" / key / ASSIGNMENT)
+    assert len(list((tmp_path / "submitted" / key / ASSIGNMENT).iterdir())) == 1
+    write_collected(students["ana"], tmp_path / "submitted" / "ana" / ASSIGNMENT)
+    assert students["ana"].reasons == ["notes/more.txt could not be stored (FileExistsError); it is in the download"]
+    assert (tmp_path / "submitted" / "ana" / ASSIGNMENT / NOTEBOOK).read_bytes() == RELEASE_BYTES
