@@ -112,7 +112,8 @@ def member_parts(name: str) -> tuple[list[str], bool]:
 def student_key(name: str) -> str:
     """A name as a safe nbgrader student id: letters of any script, digits, '.', '-', '_'."""
     text = unicodedata.normalize("NFC", name)
-    key = re.sub(r"[^\w.-]+", "-", text).strip("-._")[:40]  # 40 characters fit a 255-byte file name
+    key = re.sub(r"[^\w.-]+", "-", text).strip("-._")
+    key = key.encode()[:120].decode("utf-8", "ignore").strip("-._")  # fits a 255-byte file name
     return key or "unnamed-" + hashlib.sha256(name.encode()).hexdigest()[:8]
 
 

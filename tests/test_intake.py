@@ -16,7 +16,8 @@ import nbformat
 import pytest
 
 from autograder import intake
-from autograder.intake import ExtractLimits, check_submission, collect_folder, collect_zip, write_collected
+from autograder.intake import (ExtractLimits, check_submission, collect_folder, collect_zip, student_key,
+                               write_collected)
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT, NOTEBOOK = "session07_residual_cnn", "residual_cnn.ipynb"
@@ -273,7 +274,9 @@ def test_long_names_and_a_file_shadowing_a_folder_are_stored_or_flagged(tmp_path
         "ana/notes": b"a file", "ana/notes/more.txt": b"a file in a folder of the same name",
         "ana/residual_cnn.ipynb": RELEASE_BYTES}))
     key = next(k for k in students if k.startswith("Øyvind"))
-    assert len(key) == 40
+    assert key == long_name[:len(key)] and 110 <= len(key.encode()) <= 120
+    long_ascii = "patched-relu-to-identity-after-definition-and-more"   # ids of the class test, kept whole
+    assert student_key(long_ascii) == long_ascii and len(student_key("x" * 300)) == 120
     write_collected(students[key], tmp_path / "submitted" / key / ASSIGNMENT)
     assert len(list((tmp_path / "submitted" / key / ASSIGNMENT).iterdir())) == 1
     write_collected(students["ana"], tmp_path / "submitted" / "ana" / ASSIGNMENT)
