@@ -59,3 +59,4 @@ c.ClearHiddenTests.enforce_metadata = False
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 # zip_collect (an LMS download): student ids from the file names of common LMS layouts.
 c.ZipCollectApp.collector_plugin = "autograder.intake.CourseFileNameCollector"
+c.ZipCollectApp.extractor_plugin = "autograder.intake.CourseExtractor"  # bounded unpacking

@@ -3,10 +3,11 @@
     python -m autograder.grade_class ASSIGNMENT [--zip DOWNLOAD.zip | --folder DIR]
         [--workers N] [--dask [SCHEDULER_ADDRESS]] [--db-url URL] [--course DIR]
 
-1. Intake: the zip goes through `nbgrader zip_collect` (file names parsed by
-   autograder.intake.CourseFileNameCollector) into submitted/; a folder is copied there
-   (`DIR/<student>.ipynb` or `DIR/<student>/...`). Each submission is checked without running
-   it and rebuilt on the release notebook; whatever is off is recorded as a reason for review.
+1. Intake (autograder/intake.py): the zip is unpacked with bounds (size, file count, depth,
+   compression ratio), or the folder read (`DIR/<student>.ipynb` or `DIR/<student>/...`), into
+   submitted/<id>/, students keyed by the LMS's participant id where the file name has one.
+   Each submission is checked without running it and rebuilt on the release notebook; whatever
+   is off (an odd, duplicated, corrupt or bomb-like upload included) is a reason for review.
 2. Work: each submission runs in a sandbox (notebook outputs) and through the trusted checks,
    in parallel: worker processes on this machine (all cores by default) or a Dask cluster.
 3. One writer: as each submission's work finishes, this process alone runs nbgrader's
@@ -85,47 +86,54 @@ def grader_fingerprint(course: Path, assignment: str) -> str:
 
 # ------------------------------------------------------------------------------ intake
 
-def collect_zip(course: Path, assignment: str, archive: Path, db_url: str | None) -> None:
-    """An LMS download through nbgrader's zip_collect."""
+def collect_zip(course: Path, assignment: str, archive: Path, output: Path, notebook: str) -> None:
+    """An LMS download, unpacked with the intake's bounds into submitted/ (see autograder/intake.py
+    for why this is not `nbgrader zip_collect`). Only an unreadable download stops the run: what
+    is wrong with one student's upload becomes that student's reason for review."""
+    from autograder import intake
+
     if not zipfile.is_zipfile(archive):
         sys.exit(f"{archive} is not a zip file")
-    with zipfile.ZipFile(archive) as download:
-        if not [m for m in download.infolist() if not m.is_dir()]:
-            sys.exit(f"{archive} is an empty zip: no submissions to grade")
-    target = course / "downloaded" / assignment / "archive"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    shutil.copy(archive, target / archive.name)
-    result = nbgrader(course, db_url, "zip_collect", assignment, "--force")
-    if result.returncode != 0:
-        sys.exit(f"nbgrader zip_collect failed:\n{result.stdout}\n{result.stderr}")
+    kept = course / "downloaded" / assignment / "archive"   # every upload as it came, for review
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(archive, kept / archive.name)
+    staging = course / "downloaded" / assignment / "extracted"
+    try:
+        students = intake.collect_zip(archive, staging, notebook)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:  # ValueError: undecodable names
+        sys.exit(f"{archive} cannot be read as a zip ({type(error).__name__}: {error})")
+    if not students:
+        sys.exit(f"{archive} is an empty zip: no submissions to grade")
+    store_collected(course, assignment, output, students)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
-def collect_folder(course: Path, assignment: str, folder: Path, notebook: str) -> None:
+def collect_folder(course: Path, assignment: str, folder: Path, output: Path, notebook: str) -> None:
     """`folder/<student>.ipynb` (or .zip), or `folder/<student>/<files>`, into submitted/."""
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        student = entry.name if entry.is_dir() else entry.stem
-        target = course / "submitted" / student / assignment
-        if target.exists():
-            shutil.rmtree(target)
-        target.mkdir(parents=True)
-        if entry.is_dir():
-            for path in entry.rglob("*"):
-                if path.is_file() and not path.is_symlink():
-                    shutil.copy(path, target / path.name)
-        elif entry.suffix == ".ipynb":
-            shutil.copy(entry, target / notebook)  # <student>.ipynb is the notebook, renamed
-        else:
-            shutil.copy(entry, target / entry.name)
+    from autograder import intake
+
+    store_collected(course, assignment, output, intake.collect_folder(folder, notebook))
+
+
+def store_collected(course: Path, assignment: str, output: Path, students: dict) -> None:
+    """Each student's files into submitted/<id>/<assignment>/; their LMS names and reasons kept."""
+    from autograder.intake import write_collected
+
+    path = output / "collected.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    for student in students.values():
+        write_collected(student, course / "submitted" / student.key / assignment)
+        known[student.key] = {"name": student.name, "reasons": student.reasons}
+    path.write_text(json.dumps(known, indent=1, ensure_ascii=False))
 
 
 def intake(course: Path, output: Path, assignment: str, release: Path) -> dict[str, dict]:
     """Check and rebuild every submission; the originals are kept in grading/.../originals/."""
-    from autograder.intake import check_submission, notebook_bytes
+    from autograder.intake import Intake, check_submission, notebook_bytes
 
     records = {}
+    collected_path = output / "collected.json"
+    collected = json.loads(collected_path.read_text()) if collected_path.exists() else {}
     submitted = course / "submitted"
     students = sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir()) \
         if submitted.is_dir() else []
@@ -134,21 +142,27 @@ def intake(course: Path, output: Path, assignment: str, release: Path) -> dict[s
         state_path = output / "intake" / f"{student}.json"
         state = json.loads(state_path.read_text()) if state_path.exists() else None
         current = folder / release.name
-        if state and current.is_file() and sha256(current.read_bytes()) == state["sha"]:
+        upload = collected.get(student, {"name": student, "reasons": []})
+        if state and current.is_file() and sha256(current.read_bytes()) == state["sha"] \
+                and state.get("upload") == upload:
             records[student] = state  # already rebuilt by an earlier run, and unchanged since
             continue
         original = output / "originals" / student
         if original.exists():
             shutil.rmtree(original)
         shutil.copytree(folder, original, symlinks=True)
-        result = check_submission(original, student, release)
+        try:
+            result = check_submission(original, student, release)
+        except Exception as error:  # one odd upload never stops the class: it waits for a person
+            result = Intake(student, False, [f"the submission could not be checked ({type(error).__name__})"],
+                            nbformat.read(release, as_version=4))
         for path in folder.iterdir():  # only the rebuilt notebook (and nbgrader's timestamp) stay
             if path.name != "timestamp.txt":
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         data = notebook_bytes(result.notebook)
         (folder / release.name).write_bytes(data)
-        state = {"student": student, "sha": sha256(data), "gradable": result.gradable,
-                 "reasons": result.reasons}
+        state = {"student": student, "name": upload["name"], "upload": upload, "sha": sha256(data),
+                 "gradable": result.gradable, "reasons": upload["reasons"] + result.reasons}
         state_path.parent.mkdir(parents=True, exist_ok=True)
         state_path.write_text(json.dumps(state, indent=1))
         records[student] = state
@@ -300,7 +314,7 @@ def record_for(writer: Writer, course: Path, assignment: str, notebook: str, stu
     status = "graded" if intake_state["gradable"] else "not graded"
     if reasons:
         status += ", needs review"
-    return {"student": student, "status": status, "gradable": intake_state["gradable"] and ok,
+    return {"student": student, "name": intake_state.get("name", student), "status": status, "gradable": intake_state["gradable"] and ok,
             "reasons": reasons, "grades": grades,
             "auto_score": sum(g["score"] or 0 for g in auto), "auto_max": sum(g["max_score"] for g in auto),
             "max_score": sum(g["max_score"] for g in grades)}
@@ -348,14 +362,14 @@ def grade_class(course: Path, assignment: str, *, zip_path: Path | None = None,
     if not (course / "source" / assignment).is_dir():
         sys.exit(f"no assignment source/{assignment}/ in {course}")
     ensure_assignment(course, assignment, db_url)
-    if zip_path:
-        collect_zip(course, assignment, zip_path.resolve(), db_url)
     releases = sorted((course / "release" / assignment).glob("*.ipynb"))
     if len(releases) != 1:
         sys.exit(f"expected one notebook in release/{assignment}/, found {len(releases)}")
-    if folder:
-        collect_folder(course, assignment, folder.resolve(), releases[0].name)
     release = releases[0]
+    if zip_path:
+        collect_zip(course, assignment, zip_path.resolve(), output, release.name)
+    if folder:
+        collect_folder(course, assignment, folder.resolve(), output, release.name)
     notebook = release.stem
     states = intake(course, output, assignment, release)
     if not states:
@@ -391,7 +405,10 @@ def grade_class(course: Path, assignment: str, *, zip_path: Path | None = None,
                     timings[student] = future.result()["seconds"]
                 except Exception as error:  # the writer's autograde redoes the work
                     log(f"{student}: work failed on the worker ({type(error).__name__}: {error})")
-                ok, error = writer.autograde(assignment, student)
+                try:
+                    ok, error = writer.autograde(assignment, student)
+                except Exception as failure:  # recorded as "not graded" for review; the class goes on
+                    ok, error = False, f"{type(failure).__name__}"
                 record = record_for(writer, course, assignment, notebook, student, states[student],
                                     parts, ok, error)
                 record.update(sha=states[student]["sha"], grader=fingerprint)

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from nbgrader import utils
 
 from autograder.sandbox import RUNTIME, Limits, isolation_level, run_sandboxed
 from autograder import trusted
-from autograder.trusted import CheckResult, course_root, lesson_path, load_checks, run_checks
+from autograder.trusted import (CheckResult, course_root, lesson_path, load_checks, run_checks,
+                               safe_error, safe_problem)
 
 CACHE_VARIABLE = "GRADER_CACHE_DIR"
 
@@ -83,8 +85,49 @@ def without_hidden_tests(notebook: NotebookNode) -> NotebookNode:
     return visible
 
 
+# Student outputs reach graders (formgrader, feedback) only as text and plain images: HTML,
+# JavaScript, SVG, Markdown, LaTeX and widget outputs can carry script that would run in the
+# instructor's browser, logged in to the formgrader.
+SHOWN_IMAGES = {"image/png", "image/jpeg", "image/gif"}
+BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
+NOT_SHOWN = "[rich output (HTML, JavaScript, SVG...) not shown: graders see student outputs as text]"
+SCRIPT_URL = re.compile(r"(?i)\b(java|vb)script(\s*):")
+
+
+def shown_data(data: dict) -> dict:
+    """The mime bundle of a display: text/plain and base64 images only; a note for the rest."""
+    shown = {}
+    for mime, value in data.items():
+        text = "".join(value) if isinstance(value, list) else value
+        if mime == "text/plain":
+            shown[mime] = text
+        elif mime in SHOWN_IMAGES and BASE64.match(text):
+            shown[mime] = text
+    if data and set(data) - set(shown):
+        shown["text/plain"] = (shown.get("text/plain", "") + "\n" + NOT_SHOWN).lstrip("\n")
+    return shown
+
+
+def escaped_markdown(source: str) -> str:
+    """A student's markdown with its HTML shown as text: the same words, no tags, no script links."""
+    return SCRIPT_URL.sub(r"\1script \2:", source.replace("&", "&amp;").replace("<", "&lt;"))
+
+
+def sanitize_markdown_cells(nb: NotebookNode) -> None:
+    """Every markdown cell the student could edit, as a grader will see it: no raw HTML, no SVG."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown" or utils.is_locked(cell):
+            continue
+        cell.source = escaped_markdown("".join(cell.source) if isinstance(cell.source, list) else cell.source)
+        if "attachments" in cell:
+            cell.attachments = {name: {mime: value for mime, value in bundle.items()
+                                       if mime in SHOWN_IMAGES and isinstance(value, str) and BASE64.match(value)}
+                                for name, bundle in (cell.attachments or {}).items() if isinstance(bundle, dict)}
+
+
 def sanitized_outputs(outputs) -> list:
-    """Outputs as nbformat allows them, from the sandbox's report (which the student controls)."""
+    """Outputs as nbformat allows them and graders may see, from the sandbox's report (which the
+    student controls)."""
     clean = []
     if not isinstance(outputs, list):
         return clean
@@ -106,8 +149,8 @@ def sanitized_outputs(outputs) -> list:
             data = output.get("data", {})
             if not isinstance(data, dict):
                 continue
-            data = {str(mime): value for mime, value in data.items()
-                    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))}
+            data = shown_data({str(mime): value for mime, value in data.items() if isinstance(value, str)
+                               or (isinstance(value, list) and all(isinstance(v, str) for v in value))})
             if kind == "execute_result":
                 clean.append(nbformat.v4.new_output(kind, data=data, execution_count=None))
             else:
@@ -130,6 +173,7 @@ class SandboxedExecute(Execute):
                       output_bytes=self.output_mb * 2**20, disk_bytes=self.disk_mb * 2**20)
 
     def preprocess(self, nb, resources):
+        sanitize_markdown_cells(nb)
         visible = without_hidden_tests(nb)
         for cell in visible.cells:
             if cell.cell_type == "code":
@@ -162,9 +206,9 @@ class SandboxedExecute(Execute):
                     and nb.cells[index].cell_type == "code":
                 nb.cells[index].outputs = sanitized_outputs(record.get("outputs"))
                 finished.add(index)
-            elif "stopped" in record:
-                stopped = str(record.get("error", ""))[:300]
-        problem = cached["problem"] or stopped
+            elif "stopped" in record:  # the student's process printed this: its type only
+                stopped = f"the kernel stopped: {safe_error(record.get('error'))}"
+        problem = safe_problem(cached["problem"]) or stopped
         if problem:
             self.log.warning("Sandboxed run of %s stopped: %s", resources.get("unique_key"), problem)
             for index, cell in enumerate(nb.cells):

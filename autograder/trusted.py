@@ -11,6 +11,7 @@ report values, and values are only accepted when they are what correct code give
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
 import importlib
@@ -18,6 +19,7 @@ import inspect
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Callable
@@ -154,13 +156,13 @@ def run_checks(assignment: str, answers: dict[str, str], *, student: str = "",
     run = run_sandboxed([sys.executable, "-I", str(RUNTIME / "probe_worker.py")],
                         stdin=json.dumps(header).encode() + b"\n" + arrays, limits=limits)
     finished = any(line.strip() == b'{"done": true}' for line in run.stdout.split(b"\n"))
-    run_checks.last_problem = run.problem or (
+    run_checks.last_problem = safe_problem(run.problem) or (
         None if finished else "the submission's process ended before every check had run")
     records, cell_errors = parse_report(run.stdout)
     results = {}
     for check in module.CHECKS:
         results[check.grade_id] = judge(check, records.get(check.grade_id), inputs, context,
-                                        cell_errors, run)
+                                        cell_errors, run, module.ANSWER_CELLS)
     return results
 
 
@@ -184,24 +186,74 @@ def parse_report(stdout: bytes) -> tuple[dict[str, list], dict[str, str]]:
     return records, cell_errors
 
 
-def judge(check: Check, records, inputs, context, cell_errors, run) -> CheckResult:
+# What feedback may say about an exception from student code. Its text is never passed on: a
+# submission can put anything there (hidden inputs it was given, the probe's source) and would
+# get it back in its own feedback. It gets the exception's type when that is a known one, where
+# in its own cells it happened, and a description from this fixed list.
+KNOWN_ERRORS = {name for name, value in vars(builtins).items()
+                if isinstance(value, type) and issubclass(value, BaseException)} | {
+    "OutOfMemoryError", "CellTimeoutError", "DeadKernelError", "CellExecutionError", "ProbeTimeout",
+    "CheckFailed"}
+ERROR_DESCRIPTIONS = [
+    (("shape", "size mismatch", "mat1", "dimension", "must match the size"), "tensor shapes or sizes do not match"),
+    (("dtype", "scalar type", "expected type"), "tensor types do not match"),
+    (("is not defined",), "a name is not defined (a cell that did not run, or a typo)"),
+    (("has no attribute",), "an attribute or method is missing"),
+    (("positional argument", "keyword argument", "takes no arguments"), "called with the wrong arguments"),
+    (("inplace", "in-place"), "an in-place operation broke autograd"),
+    (("does not require grad", "grad_fn"), "a tensor has no gradient"),
+    (("not implemented",), "not implemented yet"),
+]
+WHERE = re.compile(r" \(in your cell (?P<cell>[A-Za-z0-9_]{1,40}), line (?P<line>\d{1,5})\)$")
+TIMEOUT = re.compile(r"^took longer than \d{1,5} s$")
+EXIT_STATUS = re.compile(r"^(the process exited with status -?\d+) \(.*\)$", re.DOTALL)
+
+
+def safe_error(text, cells=()) -> str:
+    """An exception from student code (`Type: message (in your cell c, line n)`) as feedback shows it."""
+    first = str(text or "").strip().split("\n")[0][:2000]
+    if TIMEOUT.match(first):
+        return first
+    where = WHERE.search(first)
+    first = first[:where.start()] if where else first
+    name, _, message = first.partition(":")
+    name = name.strip().rsplit(".", 1)[-1]
+    kind = name if name in KNOWN_ERRORS else "an exception"
+    said = next((said for words, said in ERROR_DESCRIPTIONS
+                 if any(word in message.lower() for word in words)), None)
+    place = f" in your cell {where['cell']}, line {where['line']}" \
+        if where and where["cell"] in cells else ""
+    return kind + (f" ({said})" if said else "") + place
+
+
+def safe_problem(problem: str | None) -> str | None:
+    """A sandbox's reason for stopping without what the process printed (the student wrote that)."""
+    if not problem:
+        return problem
+    status = EXIT_STATUS.match(problem)
+    return status.group(1) if status else problem[:200]
+
+
+def judge(check: Check, records, inputs, context, cell_errors, run, cells=()) -> CheckResult:
     def fail(message: str) -> CheckResult:
         return CheckResult(check.grade_id, False, message, check.hint)
 
     if not records:
-        reason = run.problem or "the check did not report"
-        broken = "; ".join(f"your cell {cell} raised {error}" for cell, error in cell_errors.items())
+        reason = safe_problem(run.problem) or "the check did not report"
+        broken = "; ".join(f"your cell {cell} raised {safe_error(error, cells)}"
+                           for cell, error in cell_errors.items() if cell in cells)
         return fail(f"not checked: {broken or reason}")
     if len(records) > 1:
         return fail("the check reported more than once (the submission interfered with grading)")
     record = records[0]
     if "error" in record:
-        return fail(f"your code raised {str(record['error'])[:500]}")
+        return fail(f"your code raised {safe_error(record['error'], cells)}")
     try:
         message = check.judge(record.get("value"), inputs, context)
-    except (MalformedReport, KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
-        return fail(f"your code returned something unexpected ({type(error).__name__}: "
-                    f"{str(error)[:200]})")
+    except MalformedReport as error:
+        return fail(f"your code returned something unexpected ({error})")
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+        return fail(f"your code returned something unexpected ({type(error).__name__})")
     if message:
         return fail(message)
     return CheckResult(check.grade_id, True, "", check.hint)

