@@ -53,6 +53,8 @@ def summary(runs: list[dict]) -> list[dict]:
             accuracy = {path: {r["seed"]: r["test_accuracy"][epochs - 1] for r in runs
                                if r["model"] == model and r["path"] == path} for path in PATHS}
             seeds = sorted(set(accuracy["fp32"]) & set(accuracy["default"]))
+            if len(seeds) < 2:  # an interrupted run: no spread to compare with yet
+                continue
             differences = [accuracy["default"][s] - accuracy["fp32"][s] for s in seeds]
             mean = statistics.mean(differences)
             error = statistics.stdev(differences) / len(differences) ** 0.5
@@ -130,9 +132,9 @@ def main() -> None:
     info = dict(bench.machine("cpu"), bf16_units=has_bf16_units(torch.device("cpu")), workers=arguments.workers,
                 train_size=arguments.train_size, load_start=os.getloadavg()[0])
     arguments.output_dir.mkdir(parents=True, exist_ok=True)
-    # The longest runs (ResidualCNN) first, so that the workers finish together.
+    # The cheaper model first, so that a run cut short (a busy machine) has all its seeds.
     tasks = [(model, seed, arguments.data_root, arguments.train_size)
-             for model in ("ResidualCNN", "BaselineCNN") for seed in range(arguments.seeds)]
+             for model in ("BaselineCNN", "ResidualCNN") for seed in range(arguments.seeds)]
     runs = []
     with multiprocessing.get_context("spawn").Pool(arguments.workers) as pool:
         for pair in pool.imap_unordered(train_pair, tasks):
