@@ -76,15 +76,21 @@ def report(runs: list[dict], info: dict) -> str:
              f"{'detected' if info['bf16_units'] else 'not detected'}; PyTorch {info['torch']}; {info['date']}. "
              f"Default path taken: {'; '.join(paths)}. A fixed subset: the first {info['train_size']:,} "
              "training images (not all 60,000), all 10,000 test images; batch 128, Adam 1e-3. "
-             f"Load average (1 min) {info['load_start']:.1f} at the start, {info['load_end']:.1f} at the end.", "",
+             f"Load average (1 min) {info['load_start']:.1f} at the start, "
+             + (f"{info['load_end']:.1f} at the end." if "load_end" in info else
+                "not recorded at the end: the run was stopped before it finished."), "",
              "| model | epochs | seeds | fp32 mean (sd) | default mean (sd) | default - fp32 (standard error) "
              "| paired t-test p | within 2 standard errors |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for row in summary(runs):
+    rows = summary(runs)
+    for row in rows:
         lines.append(f"| {row['model']} | {row['epochs']} | {row['seeds']} | {row['fp32_mean']:.2f}% "
                      f"({row['fp32_sd']:.2f}) | {row['default_mean']:.2f}% ({row['default_sd']:.2f}) | "
                      f"{row['difference']:+.2f} ({row['standard_error']:.2f}) | {row['p_value']:.2f} | "
                      f"{'yes' if row['within_noise'] else 'NO'} |")
+    for model in sorted(set(session07.models()) - {row["model"] for row in rows}):
+        lines.append(f"| {model} | - | fewer than 2 | not measured: the run stopped before two seeds "
+                     "had both paths | | | | |")
     lines += ["", "Every run (test accuracy after 1 and 3 epochs, training seconds, one thread):", ""]
     for r in runs:
         lines.append(f"- {r['model']} seed {r['seed']} {r['path']} ({r['speed']}): "
@@ -122,7 +128,6 @@ def main() -> None:
     if arguments.report_only:
         recorded = json.loads(json_path.read_text())
         info, runs = recorded["machine"], sorted(recorded["runs"], key=lambda r: (r["model"], r["seed"], r["path"]))
-        info.setdefault("load_end", float("nan"))
         text = report(runs, info)
         (arguments.output_dir / "fast_path_accuracy.md").write_text(text + "\n")
         print(text)

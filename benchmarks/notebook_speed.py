@@ -42,6 +42,8 @@ import session07  # noqa: E402
 from deepnets.data import DATA_ROOT_VARIABLE  # noqa: E402
 from deepnets.training import BF16_VARIABLE, has_bf16_units  # noqa: E402
 
+# Fewer paired rounds than this do not show a median through a shared machine's noise.
+ROUNDS_TO_JUDGE = 3
 CASES = {"lesson plan": {}, "notebook": {}, "notebook, bf16 off": {BF16_VARIABLE: "0"}}
 
 
@@ -142,28 +144,34 @@ def run(case: str, raw_root: Path, data_root: Path, train_size: int) -> dict:
 
 def report(runs: list[dict], info: dict) -> str:
     """Markdown: every run, the per-round ratios and their medians, each against its target."""
-    rounds = max(r["round"] for r in runs) + 1
     by = {(r["round"], r["case"]): r for r in runs}
+    complete = [i for i in sorted({r["round"] for r in runs}) if all((i, case) in by for case in CASES)]
     lines = [f"Machine: {info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads), "
              f"bfloat16 units {'detected' if info['bf16_units'] else 'not detected'}; PyTorch {info['torch']}; "
              f"{info['date']}. Load average (1 min) {info['load_start']:.1f} at the start, "
              f"{info['load_end']:.1f} at the end; {info['train_size']:,} training images, "
-             "all 10,000 test images, one epoch, BaselineCNN then ResidualCNN.", "",
+             "all 10,000 test images, one epoch, BaselineCNN then ResidualCNN; "
+             f"{len(complete)} complete round{'s' * (len(complete) != 1)}.", "",
              "| round | case | path | train s | CPU s | load | test accuracy (Baseline / Residual) |",
              "| ---: | --- | --- | ---: | ---: | ---: | --- |"]
     for r in runs:
-        accuracy = " / ".join(f"{value:.2f}%" for value in r["test_accuracy"].values())
+        accuracy = " / ".join(f"{value:.2f}%" for value in r.get("test_accuracy", {}).values()) or "-"
         lines.append(f"| {r['round'] + 1} | {r['case']} | {r['path']} | {r['seconds']:.1f} | "
                      f"{r['cpu_seconds']:.1f} | {r['load_average']:.1f} | {accuracy} |")
     lines += ["", "Speed-up of the notebook's call over the lesson plan's loop (lesson plan seconds / "
-              "notebook seconds, per round; median):", ""]
+              "notebook seconds, per round that ran both; median):", ""]
     targets = {"notebook": 2.0 if info["bf16_units"] else None, "notebook, bf16 off": 1.3}
     medians = {}
     for case, target in targets.items():
-        ratios = [by[(i, "lesson plan")]["seconds"] / by[(i, case)]["seconds"] for i in range(rounds)]
-        cpu_ratios = [by[(i, "lesson plan")]["cpu_seconds"] / by[(i, case)]["cpu_seconds"] for i in range(rounds)]
+        paired = [i for i in sorted({r["round"] for r in runs}) if (i, "lesson plan") in by and (i, case) in by]
+        ratios = [by[(i, "lesson plan")]["seconds"] / by[(i, case)]["seconds"] for i in paired]
+        cpu_ratios = [by[(i, "lesson plan")]["cpu_seconds"] / by[(i, case)]["cpu_seconds"] for i in paired]
+        if not ratios:
+            continue
         medians[case] = statistics.median(ratios)
         verdict = ("" if target is None else
+                   f"; target {target}x: not judged on {len(ratios)} round{'s' * (len(ratios) != 1)} "
+                   f"(at least {ROUNDS_TO_JUDGE} needed)" if len(ratios) < ROUNDS_TO_JUDGE else
                    f"; target {target}x: {'met' if medians[case] >= target else 'NOT met'}")
         lines.append(f"- {case}: median **{medians[case]:.2f}x** (rounds: "
                      + ", ".join(f"{x:.2f}" for x in ratios)
@@ -180,7 +188,14 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=HERE / "results")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case here
     parser.add_argument("--raw-root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the report from the runs already in the output's JSON (an interrupted run)")
     arguments = parser.parse_args()
+    json_path = arguments.output_dir / "notebook_speed.json"
+    if arguments.report_only:
+        recorded = json.loads(json_path.read_text())
+        write(arguments.output_dir, recorded["runs"], recorded["machine"])
+        return
     if arguments.case:
         result = (lesson_plan(arguments.raw_root, arguments.train_size) if arguments.case == "lesson plan"
                   else notebook(arguments.data_root, arguments.train_size))
@@ -190,21 +205,28 @@ def main() -> None:
     info = dict(bench.machine("cpu"), bf16_units=has_bf16_units(torch.device("cpu")),
                 train_size=arguments.train_size, load_start=os.getloadavg()[0])
     runs = []
+    arguments.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mnist-raw-") as folder:
         raw_root, data_root = bench.prepare_raw_root(arguments.data_root, Path(folder))
         for round_ in range(arguments.rounds):
             for case in CASES:
                 runs.append(dict(run(case, raw_root, data_root, arguments.train_size), round=round_))
+                json_path.write_text(json.dumps(dict(machine=info, runs=runs), indent=1))
                 r = runs[-1]
                 print(f"round {round_ + 1} {case}: {r['seconds']:.1f} s ({r['cpu_seconds']:.1f} CPU s, "
                       f"load {r['load_average']:.1f}) {r['path']}", flush=True)
     info["load_end"] = os.getloadavg()[0]
+    write(arguments.output_dir, runs, info)
+
+
+def write(folder: Path, runs: list[dict], info: dict) -> None:
+    """Print the report and write it with the raw numbers to `folder`/notebook_speed.{md,json}."""
+    info.setdefault("load_end", os.getloadavg()[0])
     text = report(runs, info)
     print("\n" + text)
-    arguments.output_dir.mkdir(parents=True, exist_ok=True)
-    (arguments.output_dir / "notebook_speed.json").write_text(json.dumps(dict(machine=info, runs=runs), indent=1))
-    (arguments.output_dir / "notebook_speed.md").write_text(text + "\n")
-    print(f"\nwritten: {arguments.output_dir / 'notebook_speed'}.md and .json")
+    (folder / "notebook_speed.json").write_text(json.dumps(dict(machine=info, runs=runs), indent=1))
+    (folder / "notebook_speed.md").write_text(text + "\n")
+    print(f"\nwritten: {folder / 'notebook_speed'}.md and .json")
 
 
 if __name__ == "__main__":

@@ -81,3 +81,37 @@ def test_report_gives_the_share_of_the_bf16_matmul_peak():
                         info, {"bf16": 500.0, "fp32": 50.0})
     assert "course ResNet18: 50000.0 GFLOP/s, 10.0% of the bf16 matmul's 500000 GFLOP/s" in text
     assert "| course ResNet18 | ResNet18 | 60,000 | 10.0 |" in text and "10.0 s to 99.5%" in text
+
+
+def test_notebook_speed_reports_the_median_of_complete_rounds():
+    import notebook_speed
+
+    def run(round_, case, seconds):
+        return dict(round=round_, case=case, seconds=seconds, cpu_seconds=seconds, load_average=1.0,
+                    path="fp32", test_accuracy={"BaselineCNN": 97.0, "ResidualCNN": 98.0})
+
+    runs = [run(0, "lesson plan", 30.0), run(0, "notebook", 10.0), run(0, "notebook, bf16 off", 20.0),
+            run(1, "lesson plan", 40.0), run(1, "notebook", 25.0), run(1, "notebook, bf16 off", 40.0),
+            run(2, "lesson plan", 50.0), run(2, "notebook", 10.0), run(3, "lesson plan", 1.0)]
+    info = dict(cpu="a CPU", cores=2, torch_threads=2, torch="2", date="today", bf16_units=True,
+                train_size=10_000, load_start=1.0, load_end=2.0)
+    text = notebook_speed.report(runs, info)
+    assert "2 complete rounds" in text
+    assert "- notebook: median **3.00x** (rounds: 3.00, 1.60, 5.00; CPU time median 3.00x); target 2.0x: met" in text
+    assert ("- notebook, bf16 off: median **1.25x** (rounds: 1.50, 1.00; CPU time median 1.25x); "
+            "target 1.3x: not judged on 2 rounds (at least 3 needed)") in text
+    runs.append(run(2, "notebook, bf16 off", 50.0))
+    assert "target 1.3x: NOT met" in notebook_speed.report(runs, info)  # medians 1.5, 1.0, 1.0
+
+
+def test_fast_path_accuracy_pairs_the_difference_by_seed():
+    import fast_path_accuracy
+
+    runs = [dict(model="M", seed=seed, path=path, test_accuracy=[acc, acc + 0.5, acc + 1.0])
+            for seed, fp32, default in [(0, 90.0, 91.0), (1, 92.0, 92.0), (2, 94.0, 95.0)]
+            for path, acc in (("fp32", fp32), ("default", default))]
+    one_epoch, three_epochs = fast_path_accuracy.summary(runs)
+    assert (one_epoch["epochs"], one_epoch["seeds"], three_epochs["epochs"]) == (1, 3, 3)
+    assert one_epoch["difference"] == pytest.approx(2 / 3)
+    assert one_epoch["standard_error"] == pytest.approx((1 / 3) ** 0.5 / 3 ** 0.5)
+    assert one_epoch["fp32_sd"] == pytest.approx(2.0) and one_epoch["within_noise"]
