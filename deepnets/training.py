@@ -80,8 +80,8 @@ class Speed:
 
     bf16: bfloat16 autocast. It needs no loss scaling and runs at full speed on tensor cores and
     on CPUs with bfloat16 units (AMX, AVX-512 BF16); elsewhere it is slower than fp32, so by
-    default it is on exactly there. channels_last: the (N, H, W, C) memory layout, 2-3x faster
-    for convolutions on CPUs and tensor-core GPUs; by default on when the model runs in it (a
+    default it is on exactly there. channels_last: the (N, H, W, C) memory layout, faster for
+    convolutions on tensor-core GPUs and most CPUs; by default on when the model runs in it (a
     forward that calls x.view(N, -1) on a convolution's output does not). compile: train through
     torch.compile.
     """
