@@ -11,13 +11,14 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # nbgrader runs `alembic` and Jupyter finds kernels through PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup release demo test test-browser lab calibrate bench clean help
+.PHONY: setup release student demo test test-browser lab hub calibrate bench clean help
 
 help:
 	@echo "make setup     install the pinned environment in $(VENV) and register its kernel"
 	@echo "make demo      regenerate the notebooks and run the instructor notebooks into $(OUTPUT)/"
 	@echo "make test      run the whole test suite (unit tests, nbval, release sync, autograding)"
 	@echo "make release   regenerate release/ (students) and notebooks/ (instructors) from source/"
+	@echo "make student   build what students get, without anything secret: build/student/ and build/student.zip"
 	@echo "make lab       start JupyterLab on the course"
 	@echo "make calibrate rerun the grading-threshold calibrations (autograder/calibration/)"
 	@echo "make bench     time the course's training against the lesson plan's recipe (benchmarks/)"
@@ -38,6 +39,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 release: setup
 	$(BIN)/python tools/build_course.py
+
+# The student distribution: release notebooks, the VGG demo, the deepnets wheel, pinned requirements.
+student: setup
+	$(BIN)/python tools/build_student.py
 
 demo: release
 	$(BIN)/python tools/run_notebooks.py --output $(OUTPUT) notebooks/*.ipynb
