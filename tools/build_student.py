@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 STUDENT_DEMOS = ["vgg"]
 # Pins students do not need: grading a class (Dask, PostgreSQL), the test suite, and authoring.
 INSTRUCTOR_ONLY = {"dask", "distributed", "psycopg", "psycopg-binary", "pytest", "nbval",
-                   "playwright", "jupytext"}
+                   "playwright", "jupytext", "jupyterhub"}
 LIBRARY = "deepnets"
 
 
