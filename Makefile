@@ -20,6 +20,7 @@ help:
 	@echo "make release   regenerate release/ (students) and notebooks/ (instructors) from source/"
 	@echo "make student   build what students get, without anything secret: build/student/ and build/student.zip"
 	@echo "make lab       start JupyterLab on the course"
+	@echo "make hub       (as root) set up and start JupyterHub for a class on this machine: README, 'Running a class on JupyterHub'"
 	@echo "make calibrate rerun the grading-threshold calibrations (autograder/calibration/)"
 	@echo "make bench     time the course's training against the lesson plan's recipe (benchmarks/)"
 
@@ -59,6 +60,20 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: setup
 	$(BIN)/jupyter lab --ServerApp.root_dir=. $(ALLOW_ROOT) $(LAB_ARGS)
+
+# JupyterHub for a class on this machine (as root): hub/setup_hub.py, then hub/jupyterhub_config.py.
+HUB_ROOT ?= /srv/deepnets-hub
+HUB_INSTRUCTOR ?= instructor
+HUB_STUDENTS ?= student1 student2 student3
+HUB_PORT ?= 8000
+HUB_IP ?= 127.0.0.1
+hub: setup
+	@test -n "$(HUB_PASSWORD)" -a -n "$(HUB_ADMIN_PASSWORD)" || { echo "Set HUB_PASSWORD (students, 8+ characters) and HUB_ADMIN_PASSWORD (instructor, 32+)"; exit 1; }
+	@test -x hub/node_modules/.bin/configurable-http-proxy || npm ci --prefix hub --no-audit --no-fund
+	$(BIN)/python hub/setup_hub.py --root $(HUB_ROOT) --instructor $(HUB_INSTRUCTOR) --students $(HUB_STUDENTS)
+	cd $(HUB_ROOT) && DEEPNETS_HUB_ROOT=$(HUB_ROOT) DEEPNETS_HUB_PORT=$(HUB_PORT) DEEPNETS_HUB_IP=$(HUB_IP) \
+		DEEPNETS_HUB_PASSWORD='$(HUB_PASSWORD)' DEEPNETS_HUB_ADMIN_PASSWORD='$(HUB_ADMIN_PASSWORD)' \
+		$(HUB_ROOT)/venv/bin/jupyterhub -f $(abspath hub/jupyterhub_config.py)
 
 calibrate: setup
 	$(BIN)/python autograder/calibrate.py

@@ -231,6 +231,8 @@ def test_fresh_venv_imports_deepnets_from_the_wheel_and_has_the_pinned_versions(
     found = json.loads(probe.stdout)
     assert found["deepnets"].startswith(found["prefix"]), found["deepnets"]
     assert not found["autograder"], "the grader is importable in the student's environment"
+    # The kernel nbgrader starts: the venv's own Python, or ipykernel's built-in spec, whose
+    # "python" jupyter_client replaces by the interpreter it runs in (the fresh venv's).
     assert Path(found["kernel"]).parent == python.parent or found["kernel"] in ("python", "python3"), found["kernel"]
     assert found["versions"] == pins
 
