@@ -11,14 +11,16 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # nbgrader runs `alembic` and Jupyter finds kernels through PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup release demo test test-browser lab calibrate bench clean help
+.PHONY: setup release student demo test test-browser lab hub calibrate bench clean help
 
 help:
 	@echo "make setup     install the pinned environment in $(VENV) and register its kernel"
 	@echo "make demo      regenerate the notebooks and run the instructor notebooks into $(OUTPUT)/"
 	@echo "make test      run the whole test suite (unit tests, nbval, release sync, autograding)"
 	@echo "make release   regenerate release/ (students) and notebooks/ (instructors) from source/"
+	@echo "make student   build what students get, without anything secret: build/student/ and build/student.zip"
 	@echo "make lab       start JupyterLab on the course"
+	@echo "make hub       (as root) set up and start JupyterHub for a class on this machine: README, 'Running a class on JupyterHub'"
 	@echo "make calibrate rerun the grading-threshold calibrations (autograder/calibration/)"
 	@echo "make bench     time the course's training against the lesson plan's recipe (benchmarks/)"
 
@@ -39,6 +41,10 @@ $(STAMP): requirements.txt pyproject.toml
 release: setup
 	$(BIN)/python tools/build_course.py
 
+# The student distribution: release notebooks, the VGG demo, the deepnets wheel, pinned requirements.
+student: setup
+	$(BIN)/python tools/build_student.py
+
 demo: release
 	$(BIN)/python tools/run_notebooks.py --output $(OUTPUT) notebooks/*.ipynb
 
@@ -54,6 +60,20 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: setup
 	$(BIN)/jupyter lab --ServerApp.root_dir=. $(ALLOW_ROOT) $(LAB_ARGS)
+
+# JupyterHub for a class on this machine (as root): hub/setup_hub.py, then hub/jupyterhub_config.py.
+HUB_ROOT ?= /srv/deepnets-hub
+HUB_INSTRUCTOR ?= instructor
+HUB_STUDENTS ?= student1 student2 student3
+HUB_PORT ?= 8000
+HUB_IP ?= 127.0.0.1
+hub: setup
+	@test -n "$(HUB_PASSWORD)" -a -n "$(HUB_ADMIN_PASSWORD)" || { echo "Set HUB_PASSWORD (students, 8+ characters) and HUB_ADMIN_PASSWORD (instructor, 32+)"; exit 1; }
+	@test -x hub/node_modules/.bin/configurable-http-proxy || npm ci --prefix hub --no-audit --no-fund
+	$(BIN)/python hub/setup_hub.py --root $(HUB_ROOT) --instructor $(HUB_INSTRUCTOR) --students $(HUB_STUDENTS)
+	cd $(HUB_ROOT) && DEEPNETS_HUB_ROOT=$(HUB_ROOT) DEEPNETS_HUB_PORT=$(HUB_PORT) DEEPNETS_HUB_IP=$(HUB_IP) \
+		DEEPNETS_HUB_PASSWORD='$(HUB_PASSWORD)' DEEPNETS_HUB_ADMIN_PASSWORD='$(HUB_ADMIN_PASSWORD)' \
+		$(HUB_ROOT)/venv/bin/jupyterhub -f $(abspath hub/jupyterhub_config.py)
 
 calibrate: setup
 	$(BIN)/python autograder/calibrate.py

@@ -14,10 +14,13 @@ c.CourseDirectory.root = str(COURSE_ROOT)
 # each is generated from it. Neither the .py sources nor caches belong in a release or submission.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py"]
 
-# nbgrader's exchange (release, fetch, submit, collect): the system-wide one where a JupyterHub
-# install made it, else a folder in the course, so that the formgrader's Release and Collect
-# and the Assignments tab work on a single machine (`make lab`).
-if not Path("/usr/local/share/nbgrader/exchange").is_dir():
+# nbgrader's exchange (release, fetch, submit, collect): the hub's (hub/jupyterhub_config.py sets
+# DEEPNETS_EXCHANGE), else the system-wide one where a JupyterHub install made it, else a folder in
+# the course, so that the formgrader's Release and Collect and the Assignments tab work on a
+# single machine (`make lab`).
+if os.environ.get("DEEPNETS_EXCHANGE"):
+    c.Exchange.root = os.environ["DEEPNETS_EXCHANGE"]
+elif not Path("/usr/local/share/nbgrader/exchange").is_dir():
     c.Exchange.root = str(COURSE_ROOT / "exchange")
     try:  # nbgrader uses the exchange only if the folder exists; it never creates it
         (COURSE_ROOT / "exchange").mkdir(exist_ok=True)

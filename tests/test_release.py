@@ -73,18 +73,7 @@ def test_release_holds_no_solution_and_no_hidden_test(lesson):
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME"):
         assert marker not in text
     # Every line that the source hides (solutions, hidden tests, model answers) must be gone.
-    hidden, visible = set(), set()
-    for cell in build_course.source_notebook(lesson).cells:
-        inside = False
-        for line in cell.source.split("\n"):
-            if line.strip() in ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS"):
-                inside = True
-            elif line.strip() in ("### END SOLUTION", "### END HIDDEN TESTS"):
-                inside = False
-            elif len(line.strip()) > 12:
-                (hidden if inside else visible).add(line.strip())
-        if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
-            hidden.update(line.strip() for line in cell.source.split("\n") if len(line.strip()) > 12)
+    hidden, visible = build_course.hidden_and_visible_lines(lesson)
     assert hidden, "the lesson hides nothing?"
     release_lines = {line.strip() for line in text.split("\n")}
     leaked = sorted((hidden - visible) & release_lines)

@@ -95,6 +95,23 @@ def solution_cells(lesson: Path) -> dict[str, str]:
     }
 
 
+def hidden_and_visible_lines(lesson: Path, min_length: int = 13) -> tuple[set[str], set[str]]:
+    """The stripped lines a lesson hides from students (solutions, hidden tests, model answers and
+    mark schemes) and those it shows them; lines shorter than `min_length` are too generic to tell."""
+    hidden, visible = set(), set()
+    for cell in source_notebook(lesson).cells:
+        secret_cell = cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution")
+        inside = False
+        for line in cell.source.split("\n"):
+            if line.strip() in ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS"):
+                inside = True
+            elif line.strip() in ("### END SOLUTION", "### END HIDDEN TESTS"):
+                inside = False
+            elif len(line.strip()) >= min_length:
+                (hidden if inside or secret_cell else visible).add(line.strip())
+    return hidden, visible
+
+
 def keep_checked_outputs(notebook: nbformat.NotebookNode, run_dir: Path) -> None:
     """Run `notebook` in the quick budget; keep outputs only where nbval will compare them."""
     from nbclient import NotebookClient
