@@ -68,29 +68,31 @@
 # question to ask the class before each result appears:
 #
 # 1. **The lesson plan's comparison**, a 6-layer plain CNN against `ResidualCNN`. *"Will the
-#    plain network suffer from vanishing gradients?"* In our demo-budget run it learned (about
-#    80% test accuracy after 4,000 images): six ReLU layers with Adam are not deep enough.
+#    plain network suffer from vanishing gradients?"* The notebook prints whether the plain
+#    network learned, and a paired test of the two models on the same test images: read out
+#    its verdict, including when it says that this budget cannot tell them apart.
 # 2. **Gradient norms per layer at initialisation**, plain and residual, with and without
 #    BatchNorm, ReLU and sigmoid, at depths 6, 20 and 56. *"Where will the gradient be
-#    smallest?"* Seconds of computing; the plain stacks without BatchNorm lose the gradient
-#    exponentially with depth (to exactly 0 in the first layers at depth 56), sigmoid much
-#    faster than ReLU.
-# 3. **Training loss against depth**. In our demo-budget run: without BatchNorm, the plain
-#    depth-56 stack stayed at chance while its residual twin learned; with BatchNorm, the
-#    plain depth-56 stack ended with a higher training loss than the plain depth-20 one (the
-#    effect of the ResNet paper's first figure) while the residual depth-56 stack ended lower
-#    than the residual depth-20 one. *"Is the deeper network overfitting?"* (No: this is the
-#    training loss.)
+#    smallest?"* Seconds of computing. Look at the first-layer gradient of each variant as depth
+#    grows, and at sigmoid against ReLU; the printed lines give the factors.
+# 3. **Training loss against depth**. Without BatchNorm, the plain depth-56 stack against its
+#    residual twin; with BatchNorm, plain and residual stacks at depths 20 and 56 (the effect
+#    of the ResNet paper's first figure). *"Is the deeper network overfitting?"* (It is the
+#    training loss.) Under each experiment the notebook prints "Shown in this run" or that this
+#    budget does not show it, and then the recorded full-budget run if one has been recorded.
 # 4. **Gradient norms after training**, and the tool the students can rerun on any model.
 #
 # The notebook prints which budget it used, and each statement under a result is computed
 # from that run's numbers: read those out. The quick budget (CI) trains too little to show
-# section 3; the demo budget (a laptop CPU) does.
+# section 3.
 
 # %% [markdown]
 # ## 3. Solo exercise (25 minutes)
 #
-# Students open `residual_cnn.ipynb` from the Assignments tab (or `release/`). Part A: a
+# Students open `residual_cnn.ipynb` from the Assignments tab (or `release/`). First a worked
+# example, not graded: BatchNorm computed by hand and checked against `nn.BatchNorm2d` in train
+# and eval mode, then one experiment that changes BatchNorm alone (Session 6's CNN with and
+# without it, at three learning rates); reflection question 2 is answered from it. Then Part A: a
 # residual block with BatchNorm (7 points, autograded); Part B: the residual CNN (6 points,
 # autograded); Part C: five reflection questions (10 points, graded by hand). Worth saying
 # before they start: ReLU comes *after* the addition, and the linear layer's input size follows

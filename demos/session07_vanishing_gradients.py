@@ -46,19 +46,19 @@ device = pick_device()
 print(f"Device: {device}")
 budget = pick_budget(
     # Section 1: images and epochs of the lesson plan's two models. Sections 2-4: the depths
-    # compared, images for a gradient measurement; for each training run of section 3, the
-    # images it sees (None: all of MNIST for stack_epochs epochs; otherwise as many passes over
-    # the training set as that takes, since the offline sample has only 4,000), batch size and
-    # learning rate.
+    # compared, images for a gradient measurement. Section 3, for the runs without BatchNorm
+    # (stuck_*) and the runs with it at two depths (deep_*): the images each run sees (None: all
+    # of MNIST for stack_epochs epochs; otherwise as many passes over the training set as that
+    # takes, since the offline sample has only 4,000), batch size and Adam's learning rate.
     quick=dict(seed_train=1_000, seed_epochs=1, test_size=500, depths=(6, 20, 56), grad_images=32,
-               stuck_images=640, deep_images=640, stack_batch=64, stack_epochs=1, stack_lr=STUCK_LR,
-               trained_depths=(6, 20)),
+               stuck_images=640, stuck_batch=32, stuck_lr=3e-3, deep_images=640, deep_batch=64, deep_lr=1e-3,
+               stack_epochs=1, trained_depths=(6, 20)),
     demo=dict(seed_train=4_000, seed_epochs=1, test_size=1_000, depths=(6, 20, 56), grad_images=128,
-              stuck_images=STUCK_IMAGES, deep_images=DEEP_IMAGES, stack_batch=STACK_BATCH, stack_epochs=1,
-              stack_lr=STUCK_LR, trained_depths=(20, 56)),
+              stuck_images=4_000, stuck_batch=32, stuck_lr=3e-3, deep_images=8_192, deep_batch=64, deep_lr=1e-3,
+              stack_epochs=1, trained_depths=(20, 56)),
     full=dict(seed_train=None, seed_epochs=5, test_size=None, depths=(6, 20, 56), grad_images=512,
-              stuck_images=None, deep_images=None, stack_batch=128, stack_epochs=2, stack_lr=STUCK_LR,
-              trained_depths=(20, 56)),
+              stuck_images=None, stuck_batch=128, stuck_lr=1e-3, deep_images=None, deep_batch=128, deep_lr=1e-3,
+              stack_epochs=2, trained_depths=(20, 56)),
 )
 mnist = load_mnist()
 CHANCE = math.log(10)  # the cross-entropy of guessing: probability 1/10 for every digit
@@ -171,8 +171,11 @@ print(seed_comparison.verdict())
 # * a **stem** convolution (1 → 16 channels, stride 2: 28×28 → 14×14),
 # * `(depth - 2) / 2` **blocks** of two 3×3 convolutions (16 channels), each convolution
 #   preceded by the activation and, optionally, batch normalization; with `skip=True` a block
-#   returns `x + F(x)` (nothing after the addition, so the skip path is exactly the identity,
-#   as in He et al.'s "identity mappings" ResNet), without it just `F(x)`,
+#   returns `x + F(x)`, without it just `F(x)`. These are *pre-activation* blocks (He et al.
+#   2016, "Identity Mappings in Deep Residual Networks"): nothing comes after the addition, so
+#   the skip path is exactly the identity and carries the gradient back unchanged. (The lesson
+#   plan's block, like the exercise's, ends with a ReLU after the addition, which blocks that
+#   path wherever the sum is negative.)
 # * global average pooling and a **linear** layer to 10 classes.
 #
 # `depth` counts the weighted layers, as the ResNet paper does (its "plain-20" and "ResNet-56").
@@ -314,7 +317,9 @@ def training_set(images):
     if images is None:
         return mnist.subset(None, budget.test_size), budget.stack_epochs
     passes = math.ceil(images / len(mnist.train_labels))
-    return mnist.subset(math.ceil(images / passes), budget.test_size), passes
+    data = mnist.subset(math.ceil(images / passes), budget.test_size)
+    assert len(data.train_labels) * passes >= images, "a run would see fewer images than its budget"
+    return data, passes
 
 
 deepest = max(budget.depths)
@@ -324,15 +329,15 @@ stuck_runs = {
 }
 stack_settings, stack_models, stack_histories = {}, {}, {}
 stuck_data, stuck_epochs = training_set(budget.stuck_images)
-print(f"Each run: {len(stuck_data.train_labels):,} images x {stuck_epochs} pass(es), batch {budget.stack_batch}, "
-      f"Adam at {budget.stack_lr:g}, seed 0")
+print(f"Each run: {len(stuck_data.train_labels):,} images x {stuck_epochs} pass(es), batch {budget.stuck_batch}, "
+      f"Adam at {budget.stuck_lr:g}, seed 0")
 with LiveCurves(panels=[f"Training loss without BatchNorm, depth {deepest}"]) as live:
     for name, settings in stuck_runs.items():
         set_seed(0)
         stack_settings[name] = settings
         stack_models[name] = ConvStack(**settings)
-        stack_histories[name] = fit(stack_models[name], stuck_data, epochs=stuck_epochs, lr=budget.stack_lr,
-                                    batch_size=budget.stack_batch, seed=0, device=device, name=name,
+        stack_histories[name] = fit(stack_models[name], stuck_data, epochs=stuck_epochs, lr=budget.stuck_lr,
+                                    batch_size=budget.stuck_batch, seed=0, device=device, name=name,
                                     on_step=live.track(name))
 
 
@@ -374,8 +379,8 @@ else:
 
 # %%
 deep_data, deep_epochs = training_set(budget.deep_images)
-print(f"Each run: {len(deep_data.train_labels):,} images x {deep_epochs} pass(es), batch {budget.stack_batch}, "
-      f"Adam at {budget.stack_lr:g}, seed 0")
+print(f"Each run: {len(deep_data.train_labels):,} images x {deep_epochs} pass(es), batch {budget.deep_batch}, "
+      f"Adam at {budget.deep_lr:g}, seed 0")
 with LiveCurves(panels=["plain + BatchNorm", "residual + BatchNorm"],
                 title="Training loss against depth, with batch normalization") as live:
     for variant in ("plain + BatchNorm", "residual + BatchNorm"):
@@ -385,8 +390,8 @@ with LiveCurves(panels=["plain + BatchNorm", "residual + BatchNorm"],
             set_seed(0)
             stack_settings[name] = dict(depth=depth, skip=skip, batchnorm=batchnorm)
             stack_models[name] = ConvStack(**stack_settings[name])
-            stack_histories[name] = fit(stack_models[name], deep_data, epochs=deep_epochs, lr=budget.stack_lr,
-                                        batch_size=budget.stack_batch, seed=0, device=device, name=name,
+            stack_histories[name] = fit(stack_models[name], deep_data, epochs=deep_epochs, lr=budget.deep_lr,
+                                        batch_size=budget.deep_batch, seed=0, device=device, name=name,
                                         on_step=live.track(f"depth {depth}", panel=variant))
 
 # %%
@@ -484,35 +489,46 @@ plt.show()
 
 # %%
 print(f"1. The lesson plan's 6-layer plain ReLU CNN: {plain_accuracy:.1f}% test accuracy "
-      f"(ResidualCNN: {seed_histories['ResidualCNN'].final_test_accuracy:.1f}%).")
+      f"(ResidualCNN: {seed_histories['ResidualCNN'].final_test_accuracy:.1f}%); paired test: "
+      + (f"ResidualCNN - DeepCNN(6) = {seed_comparison.difference:+.1f} points, p = {seed_comparison.p_value:.2g}"
+         + (", more than test-set noise." if seed_comparison.significant else ", not distinguishable at this budget.")))
 print(f"2. First layer's gradient at initialisation, depth {shallowest} → depth {deepest}:")
 for activation in ACTIVATIONS:
     for variant in VARIANTS:
         print(f"     {activation + ', ' + variant:<30} "
               f"{first_layer(init_norms[activation, variant, shallowest]):.1e} → "
               f"{first_layer(init_norms[activation, variant, deepest]):.1e}")
-print("3. Final training loss without BatchNorm (chance is 2.303):")
+print(f"3. Final training loss without BatchNorm (chance is {CHANCE:.3f}):")
 for name in stuck_runs:
     print(f"     {name:<30} {final_loss(stack_histories[name]):.3f}")
 print("   and with BatchNorm:")
 for variant in ("plain + BatchNorm", "residual + BatchNorm"):
     print(f"     {variant:<30} " + ", ".join(
         f"depth {d}: {final_loss(stack_histories[f'{variant}, depth {d}']):.3f}" for d in budget.trained_depths))
+print(f"   Plain stuck while residual learns: {'shown' if stuck_shown else 'not shown'}; "
+      f"degradation (deeper plain worse, deeper residual better): {'shown' if degradation_shown else 'not shown'} "
+      f"in the '{budget.name}' budget on {mnist.source}.")
 
 # %% [markdown]
-# Key insights, to check against the numbers above:
+# Key insights. Each is what the literature reports; the lines printed above say which of
+# them this run showed.
 #
 # * **Vanishing gradients**: the gradient is multiplied by one factor per layer on its way
 #   back, so in a deep plain network the early layers can get almost nothing to learn from
-#   (section 2), and such a network can stay at chance (section 3). With sigmoid, whose slope is
-#   at most 1/4, the gradient shrinks with depth far faster than with ReLU.
-# * **Batch normalization** resets the scale of every layer's input: in section 2 the plain
-#   stacks with BatchNorm keep a first-layer gradient far from zero at every depth (with ReLU
-#   it even grows with depth). Yet a deep plain network with BatchNorm can still train worse
-#   than a shallower one: the *degradation* problem the ResNet paper starts from (section 3).
+#   (look at section 2's first-layer gradients), and such a network can stay at chance (section
+#   3). Sigmoid's slope is at most 1/4, so with it the gradient can shrink with depth far
+#   faster than with ReLU: compare the sigmoid and ReLU rows.
+# * **Batch normalization** resets the scale of every layer's input, which keeps the
+#   gradient from vanishing in a plain stack (compare "plain" with "plain + BatchNorm" in
+#   section 2). It does not fix everything: in He et al.'s experiments a deeper plain network
+#   with BatchNorm still trained worse than a shallower one, the *degradation* problem that
+#   section 3's second experiment looks for.
 # * **Residual connections**: the block computes `x + F(x)`, whose derivative `I + ∂F/∂x` always
 #   contains the identity, so the gradient reaches the first layer directly; and an unneeded
-#   block only has to learn `F(x) = 0`.
+#   block only has to learn `F(x) = 0`. This demo's blocks are *pre-activation* blocks (He et
+#   al. 2016): nothing comes after the addition, so the skip path is exactly the identity. The
+#   lesson plan's block (and the exercise's) puts a ReLU after the addition, which gates the
+#   identity path where the sum is negative.
 # * **Impact**: this is what made ResNets of 100 layers and more trainable and practical.
 #
 # Next: the solo exercise, `residual_cnn.ipynb`. Next session: transfer learning with CNNs
