@@ -158,8 +158,16 @@ else:
     print(f"\nThe 6-layer plain CNN reached only {plain_accuracy:.1f}% in the '{budget.name}' budget, "
           "too little training to tell.")
 seed_comparison = compare_on_same_images(seed_models, test_images, test_labels)
-print(f"\nIn eval mode, after {len(seed_data.train_labels):,} training images x {budget.seed_epochs} epoch(s), seed 0:")
+print(f"\nIn eval mode (the verdict), after {len(seed_data.train_labels):,} training images x "
+      f"{budget.seed_epochs} epoch(s), seed 0:")
 print(seed_comparison.verdict())
+train_mode_comparison = compare_on_same_images(seed_models, test_images, test_labels, train_mode=True)
+if train_mode_comparison.significant != seed_comparison.significant or (
+        train_mode_comparison.difference > 0) != (seed_comparison.difference > 0):
+    print(f"\nIn train mode (batch statistics) the paired difference is {train_mode_comparison.difference:+.2f} "
+          f"points (p = {train_mode_comparison.p_value:.2g}): the two modes disagree, so after this short run "
+          "ResidualCNN's running statistics lag behind its weights, and the eval-mode verdict says as much "
+          "about them as about the architectures.")
 
 # %% [markdown]
 # ## 2. Gradient norms layer by layer, at initialisation
