@@ -6,7 +6,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import Formatter
 
 from deepnets.plots import smooth
 from deepnets.training import History
@@ -24,6 +24,24 @@ def _show(figure):
     handle = display(figure, display_id=True)
     plt.close(figure)  # shown through the handle only, not a second time when the cell ends
     return handle
+
+
+class DistinctLabels(Formatter):
+    """Tick labels with as few significant digits as keep them apart: 0.5 (not 5 x 10^-1), and
+    2.26, 2.28, 2.3 on a narrow log axis where two digits would print "2.3" for every tick."""
+
+    def __init__(self, digits: int = 2):
+        self.digits = self.least = digits
+
+    def format_ticks(self, values):
+        for self.digits in range(self.least, 8):
+            labels = [f"{value:.{self.digits}g}" for value in values]
+            if len(set(labels)) == len(labels):
+                break
+        return labels
+
+    def __call__(self, value, position=None):
+        return f"{value:.{self.digits}g}"
 
 
 class LiveCurves:
@@ -46,8 +64,8 @@ class LiveCurves:
         for panel, axis in self.axes.items():
             axis.set(title=panel, xlabel="training step", yscale="log")
             axis.grid(alpha=0.3, which="both")
-            for ticks in (axis.yaxis.set_major_formatter, axis.yaxis.set_minor_formatter):
-                ticks(FormatStrFormatter("%.2g"))  # 0.5, not 5 x 10^-1
+            axis.yaxis.set_major_formatter(DistinctLabels())
+            axis.yaxis.set_minor_formatter(DistinctLabels())
         next(iter(self.axes.values())).set_ylabel(f"training loss (mean of {window} steps)")
         if title:
             self.figure.suptitle(title)

@@ -38,6 +38,24 @@
 # | 0:25 – 0:50 | 3. Solo exercise: implementing a residual CNN | `residual_cnn.ipynb` (release) |
 # | 0:50 – 1:00 | 4. Wrap-up and key insights | the demo's last section |
 #
+# **How long each part takes.** Measured in the demo budget on this course's shared 2-core
+# build machine (2 December 2026, while other jobs kept its load average between 20 and 90, so
+# only CPU seconds mean anything; each notebook computes with 2 threads):
+#
+# | part | computing (demo budget) | in class |
+# | --- | --- | --- |
+# | demo section 1 (two models, 4,000 images) | about a sixth of the demo's time | 4 min |
+# | demo section 2 (gradients at initialisation) | a few seconds | 5 min |
+# | demo section 3 (six training runs) | about three quarters of the demo's time | 8 min |
+# | demo section 4 and wrap-up | a few seconds | 3 min |
+# | whole demo | 322 CPU s on full MNIST, 353 on the offline sample | 20 min |
+# | exercise: BatchNorm by hand, then the BatchNorm experiment (six short runs) | about 60 CPU s | 5 min |
+# | exercise: Parts A and B (writing code; tests take seconds) | seconds | 12 min |
+# | exercise: Part C training, then reflections | about 45 CPU s on the offline sample (4,000 images); not measured on full MNIST, which trains on five times as many | 8 min |
+#
+# If the 25 minutes run short, students finish the five reflections after class: they need
+# only the printed numbers and figures of their own run.
+#
 # **Before class.** Open the demo in JupyterLab (`make lab`) and run it once: on a laptop CPU
 # the demo budget computes everything in a few minutes, so you can also run it live while you
 # talk; each training run shows a progress bar and a figure that redraws as it trains. On a
@@ -68,29 +86,31 @@
 # question to ask the class before each result appears:
 #
 # 1. **The lesson plan's comparison**, a 6-layer plain CNN against `ResidualCNN`. *"Will the
-#    plain network suffer from vanishing gradients?"* In our demo-budget run it learned (about
-#    80% test accuracy after 4,000 images): six ReLU layers with Adam are not deep enough.
+#    plain network suffer from vanishing gradients?"* The notebook prints whether the plain
+#    network learned, and a paired test of the two models on the same test images: read out
+#    its verdict, including when it says that this budget cannot tell them apart.
 # 2. **Gradient norms per layer at initialisation**, plain and residual, with and without
 #    BatchNorm, ReLU and sigmoid, at depths 6, 20 and 56. *"Where will the gradient be
-#    smallest?"* Seconds of computing; the plain stacks without BatchNorm lose the gradient
-#    exponentially with depth (to exactly 0 in the first layers at depth 56), sigmoid much
-#    faster than ReLU.
-# 3. **Training loss against depth**. In our demo-budget run: without BatchNorm, the plain
-#    depth-56 stack stayed at chance while its residual twin learned; with BatchNorm, the
-#    plain depth-56 stack ended with a higher training loss than the plain depth-20 one (the
-#    effect of the ResNet paper's first figure) while the residual depth-56 stack ended lower
-#    than the residual depth-20 one. *"Is the deeper network overfitting?"* (No: this is the
-#    training loss.)
+#    smallest?"* Seconds of computing. Look at the first-layer gradient of each variant as depth
+#    grows, and at sigmoid against ReLU; the printed lines give the factors.
+# 3. **Training loss against depth**. Without BatchNorm, the plain depth-56 stack against its
+#    residual twin; with BatchNorm, plain and residual stacks at depths 20 and 56 (the effect
+#    of the ResNet paper's first figure). *"Is the deeper network overfitting?"* (It is the
+#    training loss.) Under each experiment the notebook prints "Shown in this run" or that this
+#    budget does not show it, and then the recorded full-budget run if one has been recorded.
 # 4. **Gradient norms after training**, and the tool the students can rerun on any model.
 #
 # The notebook prints which budget it used, and each statement under a result is computed
 # from that run's numbers: read those out. The quick budget (CI) trains too little to show
-# section 3; the demo budget (a laptop CPU) does.
+# section 3.
 
 # %% [markdown]
 # ## 3. Solo exercise (25 minutes)
 #
-# Students open `residual_cnn.ipynb` from the Assignments tab (or `release/`). Part A: a
+# Students open `residual_cnn.ipynb` from the Assignments tab (or `release/`). First a worked
+# example, not graded: BatchNorm computed by hand and checked against `nn.BatchNorm2d` in train
+# and eval mode, then one experiment that changes BatchNorm alone (Session 6's CNN with and
+# without it, at three learning rates); reflection question 2 is answered from it. Then Part A: a
 # residual block with BatchNorm (7 points, autograded); Part B: the residual CNN (6 points,
 # autograded); Part C: five reflection questions (10 points, graded by hand). Worth saying
 # before they start: ReLU comes *after* the addition, and the linear layer's input size follows

@@ -31,6 +31,7 @@
 # %%
 # deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
 from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
+from deepnets.evidence import compare_on_same_images, correct_answers, remember
 from deepnets.gradients import gradient_norms, plot_gradient_norms
 from deepnets.live import LiveCurves
 
@@ -45,15 +46,19 @@ device = pick_device()
 print(f"Device: {device}")
 budget = pick_budget(
     # Section 1: images and epochs of the lesson plan's two models. Sections 2-4: the depths
-    # compared, images for a gradient measurement, images and batch size of each training run.
+    # compared, images for a gradient measurement. Section 3, for the runs without BatchNorm
+    # (stuck_*) and the runs with it at two depths (deep_*): the images each run sees (None: all
+    # of MNIST for stack_epochs epochs; otherwise as many passes over the training set as that
+    # takes, since the offline sample has only 4,000), batch size and Adam's learning rate.
     quick=dict(seed_train=1_000, seed_epochs=1, test_size=500, depths=(6, 20, 56), grad_images=32,
-               stuck_train=640, deep_train=640, stack_batch=64, stack_epochs=1, trained_depths=(6, 20)),
+               stuck_images=640, stuck_batch=32, stuck_lr=3e-3, deep_images=640, deep_batch=64, deep_lr=1e-3,
+               stack_epochs=1, trained_depths=(6, 20)),
     demo=dict(seed_train=4_000, seed_epochs=1, test_size=1_000, depths=(6, 20, 56), grad_images=128,
-              stuck_train=7_680, deep_train=8_192, stack_batch=64, stack_epochs=1,
-              trained_depths=(20, 56)),
+              stuck_images=4_000, stuck_batch=32, stuck_lr=3e-3, deep_images=8_192, deep_batch=64, deep_lr=1e-3,
+              stack_epochs=1, trained_depths=(20, 56)),
     full=dict(seed_train=None, seed_epochs=5, test_size=None, depths=(6, 20, 56), grad_images=512,
-              stuck_train=None, deep_train=None, stack_batch=128, stack_epochs=2,
-              trained_depths=(20, 56)),
+              stuck_images=None, stuck_batch=128, stuck_lr=1e-3, deep_images=None, deep_batch=128, deep_lr=1e-3,
+              stack_epochs=2, trained_depths=(20, 56)),
 )
 mnist = load_mnist()
 CHANCE = math.log(10)  # the cross-entropy of guessing: probability 1/10 for every digit
@@ -131,11 +136,20 @@ with LiveCurves(title="The lesson plan's comparison") as live:
         seed_histories[name] = fit(seed_models[name], seed_data, epochs=budget.seed_epochs, seed=0,
                                    device=device, name=name, on_step=live.track(name))
 
+# %% [markdown]
+# Both models answered the same test images, so they are compared image by image (a paired
+# test: on how many images do they disagree, and which one is right there?). ResidualCNN has
+# BatchNorm, whose running statistics can lag behind its weights after a short run, so the
+# table shows its accuracy in eval mode (running statistics, what the verdict uses) and in
+# train mode (each test batch's own statistics).
+
 # %%
-print(f"{'model':<12} {'parameters':>10} {'test accuracy':>14} {'last epoch loss':>16}")
+test_images, test_labels = seed_data.test_images, seed_data.test_labels
+print(f"{'model':<12} {'parameters':>10} {'test acc (eval)':>16} {'(train mode)':>13} {'last epoch loss':>16}")
 for name, history in seed_histories.items():
-    print(f"{name:<12} {count_parameters(seed_models[name]):>10,} {history.final_test_accuracy:>13.1f}% "
-          f"{history.epoch_loss[-1]:>16.3f}")
+    train_mode = 100 * correct_answers(seed_models[name], test_images, test_labels, train_mode=True).float().mean()
+    print(f"{name:<12} {count_parameters(seed_models[name]):>10,} {history.final_test_accuracy:>15.1f}% "
+          f"{train_mode:>12.1f}% {history.epoch_loss[-1]:>16.3f}")
 plain_accuracy = seed_histories["DeepCNN(6)"].final_test_accuracy
 if plain_accuracy > 50:
     print(f"\nThe 6-layer plain CNN learns ({plain_accuracy:.1f}% where guessing gets 10%): with ReLU "
@@ -143,6 +157,17 @@ if plain_accuracy > 50:
 else:
     print(f"\nThe 6-layer plain CNN reached only {plain_accuracy:.1f}% in the '{budget.name}' budget, "
           "too little training to tell.")
+seed_comparison = compare_on_same_images(seed_models, test_images, test_labels)
+print(f"\nIn eval mode (the verdict), after {len(seed_data.train_labels):,} training images x "
+      f"{budget.seed_epochs} epoch(s), seed 0:")
+print(seed_comparison.verdict())
+train_mode_comparison = compare_on_same_images(seed_models, test_images, test_labels, train_mode=True)
+if train_mode_comparison.significant != seed_comparison.significant or (
+        train_mode_comparison.difference > 0) != (seed_comparison.difference > 0):
+    print(f"\nIn train mode (batch statistics) the paired difference is {train_mode_comparison.difference:+.2f} "
+          f"points (p = {train_mode_comparison.p_value:.2g}): the two modes disagree, so after this short run "
+          "ResidualCNN's running statistics lag behind its weights, and the eval-mode verdict says as much "
+          "about them as about the architectures.")
 
 # %% [markdown]
 # ## 2. Gradient norms layer by layer, at initialisation
@@ -154,8 +179,11 @@ else:
 # * a **stem** convolution (1 → 16 channels, stride 2: 28×28 → 14×14),
 # * `(depth - 2) / 2` **blocks** of two 3×3 convolutions (16 channels), each convolution
 #   preceded by the activation and, optionally, batch normalization; with `skip=True` a block
-#   returns `x + F(x)` (nothing after the addition, so the skip path is exactly the identity,
-#   as in He et al.'s "identity mappings" ResNet), without it just `F(x)`,
+#   returns `x + F(x)`, without it just `F(x)`. These are *pre-activation* blocks (He et al.
+#   2016, "Identity Mappings in Deep Residual Networks"): nothing comes after the addition, so
+#   the skip path is exactly the identity and carries the gradient back unchanged. (The lesson
+#   plan's block, like the exercise's, ends with a ReLU after the addition, which blocks that
+#   path wherever the sum is negative.)
 # * global average pooling and a **linear** layer to 10 classes.
 #
 # `depth` counts the weighted layers, as the ResNet paper does (its "plain-20" and "ResNet-56").
@@ -291,20 +319,33 @@ for activation in ACTIVATIONS:
 # *Ask: which of the two will learn anything at all?*
 
 # %%
+def training_set(images):
+    """(data, epochs) in which a run sees at least `images` training images (None: the budget's
+    epochs over all of them). The offline sample has 4,000, so a run may pass over it twice."""
+    if images is None:
+        return mnist.subset(None, budget.test_size), budget.stack_epochs
+    passes = math.ceil(images / len(mnist.train_labels))
+    data = mnist.subset(math.ceil(images / passes), budget.test_size)
+    assert len(data.train_labels) * passes >= images, "a run would see fewer images than its budget"
+    return data, passes
+
+
 deepest = max(budget.depths)
 stuck_runs = {
     f"plain ReLU, depth {deepest}": dict(depth=deepest, skip=False, batchnorm=False, activation="relu"),
     f"residual ReLU, depth {deepest}": dict(depth=deepest, skip=True, batchnorm=False, activation="relu"),
 }
 stack_settings, stack_models, stack_histories = {}, {}, {}
-stuck_data = mnist.subset(budget.stuck_train, budget.test_size)
-with LiveCurves(panels=["without BatchNorm"], title="Training loss, no batch normalization") as live:
+stuck_data, stuck_epochs = training_set(budget.stuck_images)
+print(f"Each run: {len(stuck_data.train_labels):,} images x {stuck_epochs} pass(es), batch {budget.stuck_batch}, "
+      f"Adam at {budget.stuck_lr:g}, seed 0")
+with LiveCurves(panels=[f"Training loss without BatchNorm, depth {deepest}"]) as live:
     for name, settings in stuck_runs.items():
         set_seed(0)
         stack_settings[name] = settings
         stack_models[name] = ConvStack(**settings)
-        stack_histories[name] = fit(stack_models[name], stuck_data, epochs=budget.stack_epochs,
-                                    batch_size=budget.stack_batch, seed=0, device=device, name=name,
+        stack_histories[name] = fit(stack_models[name], stuck_data, epochs=stuck_epochs, lr=budget.stuck_lr,
+                                    batch_size=budget.stuck_batch, seed=0, device=device, name=name,
                                     on_step=live.track(name))
 
 
@@ -314,12 +355,25 @@ def final_loss(history, steps=20):
     return sum(history.step_loss[-steps:]) / len(history.step_loss[-steps:])
 
 
+def at_chance(history):
+    """The last steps' training loss is within 0.05 of guessing (ln 10)."""
+    return final_loss(history) > CHANCE - 0.05
+
+
 for name in stuck_runs:
     history = stack_histories[name]
-    loss = final_loss(history)
-    verdict = "no better than chance" if loss > CHANCE - 0.05 else "learning"
-    print(f"{name:<28} final training loss {loss:.3f} ({verdict}; chance is {CHANCE:.3f}), "
+    verdict = "no better than chance" if at_chance(history) else "learning"
+    print(f"{name:<32} final training loss {final_loss(history):.3f} ({verdict}; chance is {CHANCE:.3f}), "
           f"test accuracy {history.final_test_accuracy:.1f}%")
+plain_name, residual_name = stuck_runs
+stuck_shown = at_chance(stack_histories[plain_name]) and not at_chance(stack_histories[residual_name])
+if stuck_shown:
+    print(f"\nShown in this run: at depth {deepest} without BatchNorm the plain stack stays at chance "
+          "while its residual twin, with the same layers and parameters, learns.")
+else:
+    print(f"\nThe '{budget.name}' budget on this data does not show the plain stack stuck while the "
+          "residual one learns (see the verdicts above); the recorded full-budget run, if there is one, "
+          "is shown after the next experiment.")
 
 # %% [markdown]
 # Now with batch normalization in every stack, so that each layer's input keeps a steady
@@ -332,7 +386,9 @@ for name in stuck_runs:
 # overfitting?*
 
 # %%
-deep_data = mnist.subset(budget.deep_train, budget.test_size)
+deep_data, deep_epochs = training_set(budget.deep_images)
+print(f"Each run: {len(deep_data.train_labels):,} images x {deep_epochs} pass(es), batch {budget.deep_batch}, "
+      f"Adam at {budget.deep_lr:g}, seed 0")
 with LiveCurves(panels=["plain + BatchNorm", "residual + BatchNorm"],
                 title="Training loss against depth, with batch normalization") as live:
     for variant in ("plain + BatchNorm", "residual + BatchNorm"):
@@ -342,21 +398,53 @@ with LiveCurves(panels=["plain + BatchNorm", "residual + BatchNorm"],
             set_seed(0)
             stack_settings[name] = dict(depth=depth, skip=skip, batchnorm=batchnorm)
             stack_models[name] = ConvStack(**stack_settings[name])
-            stack_histories[name] = fit(stack_models[name], deep_data, epochs=budget.stack_epochs,
-                                        batch_size=budget.stack_batch, seed=0, device=device, name=name,
+            stack_histories[name] = fit(stack_models[name], deep_data, epochs=deep_epochs, lr=budget.deep_lr,
+                                        batch_size=budget.deep_batch, seed=0, device=device, name=name,
                                         on_step=live.track(f"depth {depth}", panel=variant))
 
 # %%
+def depth_verdict(histories, variant):
+    """'higher', 'lower' or 'level': the deeper stack's final training loss against the shallower one's."""
+    shallow, deep = (final_loss(histories[f"{variant}, depth {d}"]) for d in
+                     (min(budget.trained_depths), max(budget.trained_depths)))
+    return "higher" if deep > 1.1 * shallow else "lower" if deep < shallow / 1.1 else "level"
+
+
 shallow, deep = min(budget.trained_depths), max(budget.trained_depths)
+verdict_words = {"higher": "the deeper one ends higher", "lower": "the deeper one ends lower",
+                 "level": "the two end within 10% of each other"}
 for variant in ("plain + BatchNorm", "residual + BatchNorm"):
     losses = {d: final_loss(stack_histories[f"{variant}, depth {d}"]) for d in (shallow, deep)}
     accuracies = {d: stack_histories[f"{variant}, depth {d}"].final_test_accuracy for d in (shallow, deep)}
-    ratio = losses[deep] / losses[shallow]
-    verdict = ("the deeper one ends higher" if ratio > 1.1 else "the deeper one ends lower" if ratio < 1 / 1.1
-               else "the two end within 10% of each other")
     print(f"{variant}: final training loss {losses[shallow]:.3f} at depth {shallow}, "
-          f"{losses[deep]:.3f} at depth {deep}, so {verdict}; "
+          f"{losses[deep]:.3f} at depth {deep}, so {verdict_words[depth_verdict(stack_histories, variant)]}; "
           f"test accuracy {accuracies[shallow]:.1f}% and {accuracies[deep]:.1f}%.")
+degradation_shown = (depth_verdict(stack_histories, "plain + BatchNorm") == "higher"
+                     and depth_verdict(stack_histories, "residual + BatchNorm") == "lower")
+if degradation_shown:
+    print(f"\nShown in this run: with BatchNorm, going from depth {shallow} to {deep} made the plain stack's "
+          "training loss worse and the residual stack's better (the ResNet paper's Figure 1).")
+else:
+    print(f"\nThe '{budget.name}' budget on this data does not show the full pattern (deeper plain higher, "
+          "deeper residual lower); see the verdicts above, and the recorded full-budget run below, if any.")
+
+# %% [markdown]
+# The same experiments at the full budget (all of MNIST, 2 epochs), when a run has been
+# recorded (`tools/record_reference.py`), next to this run's numbers.
+
+# %%
+reference = remember("session07_vanishing_gradients.depth", budget, models=stack_models,
+                     histories=stack_histories, data_source=mnist.source,
+                     results={"final_loss": {name: final_loss(h) for name, h in stack_histories.items()}})
+if reference is not None and budget.name != "full":
+    recorded = reference.results["final_loss"]
+    print(f"{'run':<36} {'this run':>9} {'recorded':>9}   (final training loss)")
+    for name, history in stack_histories.items():
+        print(f"{name:<36} {final_loss(history):>9.3f} {recorded.get(name, float('nan')):>9.3f}")
+    print(f"Recorded: plain stuck {at_chance(reference.histories[plain_name])}, "
+          f"residual stuck {at_chance(reference.histories[residual_name])}; with BatchNorm the deeper "
+          f"plain stack ends {depth_verdict(reference.histories, 'plain + BatchNorm')} and the deeper residual "
+          f"stack {depth_verdict(reference.histories, 'residual + BatchNorm')}.")
 
 # %% [markdown]
 # ## 4. Gradient norms after training
@@ -409,35 +497,46 @@ plt.show()
 
 # %%
 print(f"1. The lesson plan's 6-layer plain ReLU CNN: {plain_accuracy:.1f}% test accuracy "
-      f"(ResidualCNN: {seed_histories['ResidualCNN'].final_test_accuracy:.1f}%).")
+      f"(ResidualCNN: {seed_histories['ResidualCNN'].final_test_accuracy:.1f}%); paired test: "
+      + (f"ResidualCNN - DeepCNN(6) = {seed_comparison.difference:+.1f} points, p = {seed_comparison.p_value:.2g}"
+         + (", more than test-set noise." if seed_comparison.significant else ", not distinguishable at this budget.")))
 print(f"2. First layer's gradient at initialisation, depth {shallowest} → depth {deepest}:")
 for activation in ACTIVATIONS:
     for variant in VARIANTS:
         print(f"     {activation + ', ' + variant:<30} "
               f"{first_layer(init_norms[activation, variant, shallowest]):.1e} → "
               f"{first_layer(init_norms[activation, variant, deepest]):.1e}")
-print("3. Final training loss without BatchNorm (chance is 2.303):")
+print(f"3. Final training loss without BatchNorm (chance is {CHANCE:.3f}):")
 for name in stuck_runs:
     print(f"     {name:<30} {final_loss(stack_histories[name]):.3f}")
 print("   and with BatchNorm:")
 for variant in ("plain + BatchNorm", "residual + BatchNorm"):
     print(f"     {variant:<30} " + ", ".join(
         f"depth {d}: {final_loss(stack_histories[f'{variant}, depth {d}']):.3f}" for d in budget.trained_depths))
+print(f"   Plain stuck while residual learns: {'shown' if stuck_shown else 'not shown'}; "
+      f"degradation (deeper plain worse, deeper residual better): {'shown' if degradation_shown else 'not shown'} "
+      f"in the '{budget.name}' budget on {mnist.source}.")
 
 # %% [markdown]
-# Key insights, to check against the numbers above:
+# Key insights. Each is what the literature reports; the lines printed above say which of
+# them this run showed.
 #
 # * **Vanishing gradients**: the gradient is multiplied by one factor per layer on its way
 #   back, so in a deep plain network the early layers can get almost nothing to learn from
-#   (section 2), and such a network can stay at chance (section 3). With sigmoid, whose slope is
-#   at most 1/4, the gradient shrinks with depth far faster than with ReLU.
-# * **Batch normalization** resets the scale of every layer's input: in section 2 the plain
-#   stacks with BatchNorm keep a first-layer gradient far from zero at every depth (with ReLU
-#   it even grows with depth). Yet a deep plain network with BatchNorm can still train worse
-#   than a shallower one: the *degradation* problem the ResNet paper starts from (section 3).
+#   (look at section 2's first-layer gradients), and such a network can stay at chance (section
+#   3). Sigmoid's slope is at most 1/4, so with it the gradient can shrink with depth far
+#   faster than with ReLU: compare the sigmoid and ReLU rows.
+# * **Batch normalization** resets the scale of every layer's input, which keeps the
+#   gradient from vanishing in a plain stack (compare "plain" with "plain + BatchNorm" in
+#   section 2). It does not fix everything: in He et al.'s experiments a deeper plain network
+#   with BatchNorm still trained worse than a shallower one, the *degradation* problem that
+#   section 3's second experiment looks for.
 # * **Residual connections**: the block computes `x + F(x)`, whose derivative `I + ∂F/∂x` always
 #   contains the identity, so the gradient reaches the first layer directly; and an unneeded
-#   block only has to learn `F(x) = 0`.
+#   block only has to learn `F(x) = 0`. This demo's blocks are *pre-activation* blocks (He et
+#   al. 2016): nothing comes after the addition, so the skip path is exactly the identity. The
+#   lesson plan's block (and the exercise's) puts a ReLU after the addition, which gates the
+#   identity path where the sum is negative.
 # * **Impact**: this is what made ResNets of 100 layers and more trainable and practical.
 #
 # Next: the solo exercise, `residual_cnn.ipynb`. Next session: transfer learning with CNNs

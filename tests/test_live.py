@@ -39,3 +39,18 @@ def test_redraws_wait_for_the_timer_and_the_end_of_the_block():
 def test_unknown_panel_is_a_clear_error():
     with pytest.raises(ValueError, match="no panel 'deep'"):
         LiveCurves(panels=["plain"]).track("x", panel="deep")
+
+
+@pytest.mark.parametrize("losses", [[2.31, 2.30, 2.29, 2.28, 2.27], [2.3, 1.0, 0.3, 0.05]])
+def test_loss_axis_tick_labels_are_distinct(losses):
+    """A narrow log axis (a run stuck near ln 10) once labelled every tick "2.3"."""
+    with LiveCurves(every_seconds=0) as live:
+        live.track("run")(len(losses), history_of(losses))
+    axis = live.axes["training loss"]
+    live.figure.canvas.draw()
+    bottom, top = axis.get_ylim()
+    labels = [tick.get_text() for ticks in (axis.yaxis.get_major_ticks(), axis.yaxis.get_minor_ticks())
+              for tick in [t.label1 for t in ticks]
+              if tick.get_text() and bottom <= tick.get_position()[1] <= top]
+    assert len(labels) >= 2, "too few labelled ticks to read the axis"
+    assert len(set(labels)) == len(labels), f"repeated tick labels: {labels}"
