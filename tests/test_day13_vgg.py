@@ -82,6 +82,6 @@ def test_expected_parameter_count_is_the_solutions():
     from torch import nn
 
     namespace = {"nn": nn}
-    exec(SOLUTION["vgg_block"] + SOLUTION["vgg16"], namespace)
+    exec(SOLUTION["vgg_block"] + "\n" + SOLUTION["vgg16"], namespace)
     model = namespace["VGG16_MNIST"]()
     assert sum(p.numel() for p in model.parameters()) == day13_vgg.vgg16_parameters()

@@ -66,7 +66,7 @@ print(f"Device: {device}")
 # quarter of the computation. The networks, the recipe and the tests stay the same.
 budget = pick_budget(
     quick=dict(train_size=256, test_size=256, epochs=1, deep_epochs=1, image_size=16),
-    demo=dict(train_size=3_200, test_size=1_000, epochs=1, deep_epochs=1, image_size=16),
+    demo=dict(train_size=2_560, test_size=1_000, epochs=1, deep_epochs=1, image_size=16),
     full=dict(train_size=None, test_size=None, epochs=5, deep_epochs=3, image_size=32),
 )
 # 28x28 digits padded to 32x32, as for VGG, so the stages halve 32 -> 16 -> 8 -> 4.
