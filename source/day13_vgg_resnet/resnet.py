@@ -597,8 +597,8 @@ def compare(first, second):
           f"{budget.image_size}x{budget.image_size}, data: {mnist.source}; train-mode test accuracy):")
     print(verdict.verdict())
     print(f"(In eval mode, with the running statistics, the difference would read {in_eval.difference:+.2f} "
-          f"points, p = {in_eval.p_value:.3g}; the gap between the two readings is BatchNorm's lag, not "
-          f"the skip connections.)")
+          f"points, p = {in_eval.p_value:.3g}; the two readings differ only in the statistics BatchNorm "
+          f"normalises with.)")
     return verdict
 
 
@@ -621,8 +621,8 @@ plot_training_curves(shown, title=f"PlainNet vs ResNet18 ({budget.name} budget)"
 # training loss falls, and whether the paired verdict says the test accuracies differ by more
 # than the test set's luck. Compare the two test-accuracy columns: where eval mode trails
 # train mode by many points, the running statistics lag (a longer run closes that gap). The
-# lesson plan's full run is GPU-sized (5 epochs of 60,000 images); no recording of it is
-# shipped yet, so this notebook shows only your own run (the line above the figure says so).
+# lesson plan's full run is GPU-sized (5 epochs of 60,000 images); when a recording of it is
+# shipped, the figure draws it next to your run (the line above the figure says whether).
 #
 # ## Gradient flow, layer by layer
 #
