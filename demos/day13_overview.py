@@ -14,10 +14,17 @@
 # # Week 3, Day 13 · Instructor overview: modern architectures, VGG and ResNet
 #
 # A full day (two sessions of four hours) of mostly self-paced work: videos and readings in
-# the morning, then five coding exercises. The students' notebook is the Day 13 assignment
-# (`release/day13_vgg_resnet/`); the Session 7 demo,
-# `notebooks/session07_vanishing_gradients.ipynb`, shows the same effects live and can open
-# the afternoon.
+# the morning, then five coding exercises and a mini-challenge in two graded notebooks:
+#
+# * `release/day13_vgg/vgg.ipynb` (assignment `day13_vgg`): Exercise 1, VGG. Parts A and B
+#   (write `vgg_block` and VGG-16, 6 points, autograded); Part C trains the student's own
+#   VGG-16 with and without BatchNorm (read and run). Its instructor copy,
+#   `notebooks/vgg.ipynb`, is the live demo of Part C.
+# * `release/day13_vgg_resnet/resnet.ipynb` (assignment `day13_vgg_resnet`): Exercises 2 to 5,
+#   the mini-challenge and the reflection.
+#
+# The Session 7 demo, `notebooks/session07_vanishing_gradients.ipynb`, shows the same effects
+# live in minutes and can open the afternoon.
 #
 # **Daily goals.** Learners
 # * understand VGG's philosophy: deeper networks built from small (3×3) filters;
@@ -30,18 +37,29 @@
 # %% [markdown]
 # ## Timeline
 #
-# | when | activity | length |
-# | --- | --- | --- |
-# | morning | optional daily check-in with peers on Teams | 15 min |
-# | morning | video learning (the five videos below) | 90 min |
-# | morning | reference material (readings below) | 30 min |
-# | morning | hands-on part 1: Exercise 1, VGG blocks and architecture | 60 min |
-# | morning | hands-on part 1: Exercise 2, understanding residual blocks | 60 min |
-# | afternoon | hands-on part 2: Exercise 3, implement ResNet-18 | 70 min |
-# | afternoon | Exercise 4, compare plain and residual networks | 60 min |
-# | afternoon | Exercise 5, visualize gradient flow | 40 min |
-# | afternoon | mini-challenge: design a deeper ResNet | 50 min |
-# | afternoon | reflection and consolidation | 30 min |
+# Minutes are the lesson plan's. "Compute" is what the notebook's training and measuring cells
+# take in the demo budget on a 2-core laptop CPU: the instructor's wait when running a demo
+# live, and a student's when running the cells; the rest of each slot is reading and writing
+# code. These compute times are estimates from single-thread step costs measured on the
+# course's 2-core machine while it was shared with other jobs (the README's Day 13 section
+# gives the measurements); time `make demo` on your own laptop before class.
+#
+# | when | activity | notebook, part | how | minutes | compute (demo budget) |
+# | --- | --- | --- | --- | --- | --- |
+# | morning | optional daily check-in with peers on Teams | | | 15 | |
+# | morning | video learning (the five videos below) | | self-paced | 90 | |
+# | morning | reference material (readings below) | | self-paced | 30 | |
+# | morning | Exercise 1: VGG blocks and VGG-16 | `vgg.ipynb` Parts A, B (6 points) | self-paced | 60 | seconds (shape checks only) |
+# | morning | Exercise 1, continued: VGG-16 without and with BatchNorm | `vgg.ipynb` Part C | live demo (`notebooks/vgg.ipynb`), then read and run | within the 60 | about 2 minutes (estimate) |
+# | morning | Exercise 2: understanding residual blocks | `resnet.ipynb` Part A (10 points) | self-paced | 60 | seconds |
+# | afternoon | Exercise 3: implement ResNet-18 | `resnet.ipynb` Part B (6 points) | self-paced | 70 | seconds |
+# | afternoon | Exercise 4: compare plain and residual networks | `resnet.ipynb`, "Plain against residual, fairly" | self-paced, read and run | 60 | about 1 minute (estimate) |
+# | afternoon | Exercise 5: visualise gradient flow | `resnet.ipynb`, "Gradient flow" (18 layers; 34 after Part C) | self-paced, read and run | 40 | seconds |
+# | afternoon | mini-challenge: design a deeper ResNet | `resnet.ipynb` Part C: core (5 points) in class, open part (4 points) | self-paced; the open part's report can be homework | 50 | about 1.5 minutes (estimate) |
+# | afternoon | reflection and consolidation | `resnet.ipynb` Part D: seven prompts, all graded (13 points) | self-paced or homework | 30 | |
+#
+# The lesson plan asks for "two or three" reflection prompts; this course grades all seven,
+# because each is answered from the day's own outputs in a few sentences.
 
 # %% [markdown]
 # ## Opening question and talking points
@@ -84,7 +102,8 @@
 # %% [markdown]
 # ## Reflection and consolidation (30 minutes)
 #
-# Learners review VGG and ResNet, and write a daily reflection on two or three of these prompts:
+# Learners review VGG and ResNet, and answer all seven prompts in `resnet.ipynb`'s Part D (graded,
+# 13 points; the lesson plan asked for two or three):
 #
 # * What was the most important concept you learned today?
 # * Why do skip connections solve the vanishing gradient problem?

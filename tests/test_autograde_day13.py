@@ -76,8 +76,10 @@ def test_lesson_plan_answer_written_independently_gets_full_marks(graded):
     assert failed(graded["lesson_plan"]) == set()
 
 
-def test_untouched_release_scores_zero(graded):
-    assert sum(score for score, _ in graded["untouched"].values()) == 0
+def test_untouched_release_scores_only_the_unattempted_option(graded):
+    """Nothing but the bottleneck check, which passes when that option of the open part is not chosen."""
+    scored = {grade_id for grade_id, (score, _) in graded["untouched"].items() if score}
+    assert scored == {"bottleneck_block_if_attempted"}
     assert set(graded["untouched"]) == set(graded["solution"]), "some checks were not graded"
 
 

@@ -4,7 +4,8 @@ In the style of hostile_submissions.py (Session 7), but cheaper: each case goes 
 run_checks (one sandboxed probe run, a few seconds), not through nbgrader and the class pipeline.
 BASE is an honest but imperfect answer: a ResidualBlock that forgets to add its shortcut, and
 ResNet18 and DeepResNet left as the release's stubs. It passes the 8 block checks that do not
-need the skip connection. Tampering added to BASE must never pass a check BASE fails.
+need the skip connection, and the bottleneck check, which passes when the bottleneck (an option
+of the open part) is not attempted. Tampering added to BASE must never pass a check BASE fails.
 """
 
 import pytest
@@ -41,7 +42,7 @@ def stub(name: str) -> str:
 BASE = {"residual_block": NO_SKIP_BLOCK, "resnet18": stub("ResNet18"), "deep_resnet": stub("DeepResNet")}
 BASE_PASSES = {"block_keeps_shape", "block_changes_channels", "block_stride_halves_size",
                "block_identity_shortcut", "block_projection_shortcut", "block_downsamples_in_first_conv",
-               "block_relu_after_addition", "block_parameter_count"}
+               "block_relu_after_addition", "block_parameter_count", "bottleneck_block_if_attempted"}
 
 
 def with_tamper(extra: str = "", block: str = NO_SKIP_BLOCK) -> dict[str, str]:
@@ -80,7 +81,8 @@ class Agreeable(torch.Tensor):
         return True
     def allclose(self, *args, **kwargs):
         return True
-''')), {"block_identity_shortcut", "block_downsamples_in_first_conv", "block_parameter_count"}),
+''')), {"block_identity_shortcut", "block_downsamples_in_first_conv", "block_parameter_count",
+        "bottleneck_block_if_attempted"}),
     # Writes the gradient the skip connection would give into x.grad, and silences backward().
     "forges_input_gradient": (with_tamper('''
 class ResidualBlock(ResidualBlock):
@@ -134,3 +136,28 @@ def test_tampering_passes_no_check_that_honest_code_fails(name):
     found = passed(answers)
     assert found <= BASE_PASSES, f"{name} passed {sorted(found - BASE_PASSES)}"
     assert found == expected
+
+
+# ------------------------------------------------ the open part's bottleneck check
+STUB_BOTTLENECK = ("class BottleneckBlock(nn.Module):\n    def __init__(self, in_channels, out_channels, stride=1):\n"
+                   "        super().__init__()\n        # YOUR CODE HERE\n        raise NotImplementedError()\n")
+
+
+def bottleneck_passes(cell: str) -> bool:
+    return run_checks(ASSIGNMENT, {"bottleneck_block": cell}, student="bottleneck")[
+        "bottleneck_block_if_attempted"].passed
+
+
+def test_bottleneck_check_passes_the_solution_and_the_untouched_stub():
+    from nbgrader_harness import solution_answers
+
+    assert bottleneck_passes(solution_answers(ASSIGNMENT, "resnet")["bottleneck_block"])
+    assert bottleneck_passes(STUB_BOTTLENECK)
+
+
+def test_bottleneck_check_fails_an_attempt_that_does_not_reduce_the_width():
+    from nbgrader_harness import solution_answers
+
+    wide = solution_answers(ASSIGNMENT, "resnet")["bottleneck_block"].replace(
+        "width = out_channels // 4", "width = out_channels")
+    assert not bottleneck_passes(wide)

@@ -25,9 +25,10 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Instructor demos (notebooks/) that are safe to share: vgg.ipynb has no nbgrader assignment and
-# nothing in it to hide (README, Day 13). The other demos are the instructor's lesson pages.
-STUDENT_DEMOS = ["vgg"]
+# Instructor demos (notebooks/) that are safe to share. None today: the VGG experiment became the
+# read-and-run part of the graded day13_vgg assignment (its release notebook ships above), and its
+# instructor copy holds the VGG-16 solution. The other demos are the instructor's lesson pages.
+STUDENT_DEMOS: list[str] = []
 # Pins students do not need: grading a class (Dask, PostgreSQL), the test suite, and authoring.
 INSTRUCTOR_ONLY = {"dask", "distributed", "psycopg", "psycopg-binary", "pytest", "nbval",
                    "playwright", "jupytext", "jupyterhub"}

@@ -1,9 +1,11 @@
-"""The Day 13 lesson plan's own ResidualBlock, ResNet18 and DeepResNet, as a student would copy them.
+"""The Day 13 lesson plan's own answers, as a student would copy them: ResidualBlock, ResNet18 and
+DeepResNet (ANSWERS), and Exercise 1's vgg_block and VGG16_MNIST (VGG_ANSWERS).
 
 Written independently of the course's solution (an empty nn.Sequential() as the identity
 shortcut, an in-place add, torch.relu, x.view, its own _make_layer in DeepResNet): the
 learning checks are calibrated on it as well as on the solution, and the end-to-end grading
-test submits it and expects full marks. The optional BottleneckBlock is left unwritten.
+test submits it and expects full marks. BottleneckBlock and MyResNet (the open part) are left
+unwritten.
 """
 
 RESIDUAL_BLOCK = '''
@@ -102,3 +104,63 @@ class DeepResNet(nn.Module):
 '''
 
 ANSWERS = {"residual_block": RESIDUAL_BLOCK, "resnet18": RESNET18, "deep_resnet": DEEP_RESNET}
+
+# Exercise 1 (day13_vgg/vgg.ipynb): the lesson plan's vgg_block and VGG16_MNIST as it printed them
+# (super(VGG16_MNIST, self), x.view, the blocks commented by size), independent of the course's
+# solution. The end-to-end test of day13_vgg's trusted checks submits them and expects every check
+# to pass.
+VGG_BLOCK = '''
+def vgg_block(num_convs, in_channels, out_channels):
+    """
+    Create a VGG block
+
+    VGG philosophy: Stack multiple 3x3 convolutions
+    """
+    layers = []
+    for _ in range(num_convs):
+        layers.append(nn.Conv2d(in_channels, out_channels,
+                               kernel_size=3, padding=1))
+        layers.append(nn.ReLU(inplace=True))
+        in_channels = out_channels
+
+    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+    return nn.Sequential(*layers)
+'''
+
+VGG16 = '''
+class VGG16_MNIST(nn.Module):
+    """VGG-16 architecture adapted for MNIST"""
+    def __init__(self, num_classes=10):
+        super(VGG16_MNIST, self).__init__()
+
+        self.features = nn.Sequential(
+            # Block 1: 32x32 -> 16x16
+            vgg_block(2, 1, 64),
+            # Block 2: 16x16 -> 8x8
+            vgg_block(2, 64, 128),
+            # Block 3: 8x8 -> 4x4
+            vgg_block(3, 128, 256),
+            # Block 4: 4x4 -> 2x2
+            vgg_block(3, 256, 512),
+            # Block 5: 2x2 -> 1x1
+            vgg_block(3, 512, 512),
+        )
+
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 1 * 1, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(4096, num_classes)
+        )
+
+    def forward(self, x):
+        x = self.features(x)
+        x = x.view(x.size(0), -1)
+        x = self.classifier(x)
+        return x
+'''
+
+VGG_ANSWERS = {"vgg_block": VGG_BLOCK, "vgg16": VGG16}

@@ -27,9 +27,9 @@ from autograder.trusted import Check, as_array, lesson_path
 
 ASSIGNMENT = "day13_vgg_resnet"
 NOTEBOOK = "resnet"
-# bottleneck_block is optional and no test cell uses it; it runs after every graded class in
-# the notebook, so leaving it out is what the tests saw.
-ANSWER_CELLS = ("residual_block", "resnet18", "deep_resnet")
+# bottleneck_block is one option of the open part: its check passes when it is left unwritten
+# (see the test cell's comment). my_resnet is read by a person, not run by the grader.
+ANSWER_CELLS = ("residual_block", "resnet18", "deep_resnet", "bottleneck_block")
 # What the answer cells may use from the notebook's locked setup cell (the plotting helpers aside).
 PREAMBLE = """\
 import torch
@@ -74,6 +74,8 @@ MAKE_LAYER = [((64, 128, 3, 2), (2, 64, 16, 16), [(2, 128, 8, 8)] * 3),
 LAYOUTS = {"ResNet18": [2, 2, 2, 2], "DeepResNet": [3, 4, 6, 3]}
 STAGE_SHAPES = [(64, 32), (128, 16), (256, 8), (512, 4)]  # channels and size of each stage's output
 NETWORKS = tuple(LAYOUTS)
+# bottleneck_block_if_attempted: (in, out, stride, input size), on (2, in, size, size) in eval mode.
+BOTTLENECK = [(16, 16, 1, 8), (16, 32, 2, 8), (8, 32, 1, 5)]
 
 
 # ---------------------------------------------------------------- probes (run in the sandbox)
@@ -345,6 +347,22 @@ def probe_deep_resnet_learns(ns, t):
     return overfit_scores(ns, t, "DeepResNet")
 
 
+def probe_bottleneck_block_if_attempted(ns, t):
+    if "BottleneckBlock" not in ns:
+        return {"attempted": False}
+    try:
+        ns["BottleneckBlock"](16, 16)
+    except NotImplementedError:  # the release's stub: the option was not chosen
+        return {"attempted": False}
+    found = []
+    for i, (in_channels, out_channels, stride) in enumerate(t.array("bottleneck_cases").tolist()):
+        block = t.set_train(ns["BottleneckBlock"](in_channels, out_channels, stride), False)
+        with t.no_grad():
+            out = block(t.tensor(f"bottleneck_{i}"))
+        found.append({"out": out, "parameters": without_conv_biases(t, block)})
+    return {"attempted": True, "blocks": found}
+
+
 # ---------------------------------------------------------------- inputs and judges (grader)
 
 LEARNING_TEST = re.compile(
@@ -411,6 +429,9 @@ def make_inputs(rng: np.random.Generator) -> dict[str, np.ndarray]:
     for i, (_, shape, _) in enumerate(MAKE_LAYER):
         inputs[f"make_layer_{i}"] = normal(*shape)
     inputs["stage_images"] = normal(2, 1, 32, 32)
+    inputs["bottleneck_cases"] = cases([(c_in, c_out, stride) for c_in, c_out, stride, _ in BOTTLENECK])
+    for i, (c_in, _, _, size) in enumerate(BOTTLENECK):
+        inputs[f"bottleneck_{i}"] = normal(2, c_in, size, size)
     for network, test in lesson_learning_tests().items():
         images, labels = fixed_batch(test["batch_size"], test["image_size"])
         inputs[f"{network}_images"] = images.numpy().astype(np.float32)
@@ -524,7 +545,7 @@ def judge_block_gradient_through_skip(value, inputs, context):
         return "no gradient reached the input"
     x = inputs["gradient_x"]
     if not np.allclose(as_array(value, x.shape), (x > 0).astype(np.float64), rtol=1e-5, atol=1e-8):
-        return "the gradient does not pass unchanged through the skip path"
+        return "the gradient does not reach the input through the skip path (1 where x > 0, 0 elsewhere)"
     return None
 
 
@@ -676,6 +697,37 @@ def judge_deep_resnet_learns(value, inputs, context):
     return judge_learns(value, inputs, context, "DeepResNet")
 
 
+def bottleneck_parameters(c_in: int, c_out: int, stride: int) -> int:
+    """1x1 down to c_out / 4, 3x3, 1x1 up, three BatchNorms; a projection where the shapes differ."""
+    width = c_out // 4
+    count = c_in * width + 9 * width * width + width * c_out + 2 * (2 * width + c_out)
+    if stride != 1 or c_in != c_out:
+        count += c_in * c_out + 2 * c_out
+    return count
+
+
+def judge_bottleneck_block_if_attempted(value, inputs, context):
+    if not value["attempted"]:
+        return None  # an option not chosen costs nothing
+    blocks = value["blocks"]
+    if len(blocks) != len(BOTTLENECK):
+        return "the block was not run on every input"
+    for found, (c_in, c_out, stride, size) in zip(blocks, BOTTLENECK):
+        name = f"BottleneckBlock({c_in}, {c_out}, stride={stride})"
+        out = found["out"]
+        side = (size + stride - 1) // stride
+        if not isinstance(out, dict) or shapes_differ(out.get("shape"), (2, c_out, side, side)):
+            return f"{name} gave {shown(out.get('shape') if isinstance(out, dict) else None)}"
+        array = as_array(out)
+        if array.size == 0 or not array.min() >= 0:
+            return "ReLU comes after the addition"
+        expected = bottleneck_parameters(c_in, c_out, stride)
+        if found["parameters"] != expected:
+            return (f"{name} has {found['parameters']:,} parameters (conv biases aside); its design has "
+                    f"{expected:,}")
+    return None
+
+
 def make_context() -> dict:
     """What only the grader knows: the lesson's learning tests, their thresholds included."""
     return {"learning": lesson_learning_tests()}
@@ -738,4 +790,10 @@ CHECKS = [
           "channels.", timeout=30),
     Check("deep_resnet_learns", probe_deep_resnet_learns, judge_deep_resnet_learns, LEARNING_HINT,
           timeout=90),
+    Check("bottleneck_block_if_attempted", probe_bottleneck_block_if_attempted,
+          judge_bottleneck_block_if_attempted,
+          "conv1: 1x1 from in_channels to out_channels // 4; conv2: 3x3 at that width with the stride and "
+          "padding 1; conv3: 1x1 up to out_channels; a BatchNorm after each (ReLU after the first two), no "
+          "convolution biases; the shortcut rule of ResidualBlock; ReLU after the addition. Or leave the "
+          "cell as it was released."),
 ]

@@ -13,13 +13,13 @@
 # %% [markdown] nbgrader={"grade_id": "title", "locked": true}
 # # Day 13 · ResNet: residual blocks, ResNet-18 and a deeper challenge
 #
-# The VGG demo (`vgg.ipynb`, shown in class) ended with a network that could not learn until
-# BatchNorm kept its layers' outputs at a steady scale. BatchNorm is not the end of the story:
-# He et al. (*Deep Residual Learning for Image Recognition*, 2015) found that plain networks
+# Exercise 1 (`day13_vgg/vgg.ipynb`) built VGG-16 and trained it with and without BatchNorm;
+# its printed verdicts say whether the lesson plan's VGG-16 learned in your run, and what
+# BatchNorm changed. BatchNorm is not the end of the story: He et al. (*Deep Residual Learning for Image Recognition*, 2015) found that plain networks
 # with BatchNorm still got *worse* as they got deeper, on the training set too, so this was not
 # overfitting. Their fix is the **residual connection**: a block computes
 # `ReLU(F(x) + shortcut(x))`, so it only has to learn a correction `F(x)` to its input, and
-# the gradient has a path back through the addition that no weight can shrink.
+# the gradient has a path back through the addition that no weight multiplies.
 #
 # You will build the residual block, ResNet-18 from it, compare it with a network that is
 # identical except for the skip connections, look at how gradients flow through both, and
@@ -42,11 +42,14 @@
 # *Restart & Run All* (or press **Validate**) and check that no cell fails.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
+from deepnets.evidence import compare_on_same_images, correct_answers, remember
 from deepnets.gradients import gradient_norms, input_gradient, plot_gradient_norms
 from deepnets.plots import plot_training_curves
 from deepnets.shapes import print_shape_table
@@ -55,16 +58,25 @@ device = pick_device()
 print(f"Device: {device}")
 
 # How much training the notebook does. The budget is picked for you: 'quick' while nbgrader
-# validates or grades, 'demo' on a CPU, 'full' (the lesson plan's settings: 5 epochs for
-# ResNet-18 and the plain network, 3 for the deeper ResNet, batch 64) on a GPU. Set the
-# environment variable DEEPNETS_BUDGET to choose one yourself.
+# validates or grades, 'demo' on a CPU, 'full' (the lesson plan's settings: all of MNIST at
+# 32x32, 5 epochs for ResNet-18 and the plain network, 3 for the deeper ResNets, batch 64) on a
+# GPU. Set the environment variable DEEPNETS_BUDGET to choose one yourself. What the smaller
+# budgets change: fewer training images (so fewer steps) and, for training and the gradient
+# measurements, 16x16 digits (each 2x2 square of the 32x32 picture averaged), which cost a
+# quarter of the computation. The networks, the recipe and the tests stay the same.
 budget = pick_budget(
-    quick=dict(train_size=256, test_size=256, epochs=1, deep_epochs=1),
-    demo=dict(train_size=2_560, test_size=1_000, epochs=1, deep_epochs=1),
-    full=dict(train_size=None, test_size=None, epochs=5, deep_epochs=3),
+    quick=dict(train_size=256, test_size=256, epochs=1, deep_epochs=1, image_size=16),
+    demo=dict(train_size=2_560, test_size=1_000, epochs=1, deep_epochs=1, image_size=16),
+    full=dict(train_size=None, test_size=None, epochs=5, deep_epochs=3, image_size=32),
 )
-# 28x28 digits padded to 32x32, as in the VGG demo, so the stages halve 32 -> 16 -> 8 -> 4.
+# 28x28 digits padded to 32x32, as for VGG, so the stages halve 32 -> 16 -> 8 -> 4.
 mnist = load_mnist().subset(budget.train_size, budget.test_size).padded(2)
+if budget.image_size != 32:
+    shrink = lambda images: F.avg_pool2d(images, 32 // budget.image_size)  # noqa: E731
+    mnist = dataclasses.replace(mnist, train_images=shrink(mnist.train_images),
+                                test_images=shrink(mnist.test_images))
+print(f"{mnist}: {budget.image_size}x{budget.image_size} digits, "
+      f"{len(mnist.train_labels) // 64} training steps of 64 per epoch")
 
 # %% [markdown] nbgrader={"grade_id": "part_a_task", "locked": true}
 # ## Part A: a residual block that can change shape (10 points)
@@ -116,7 +128,9 @@ class ResidualBlock(nn.Module):
         ### BEGIN SOLUTION
         out = F.relu(self.bn1(self.conv1(x)))   # (N, out, H / stride, W / stride)
         out = self.bn2(self.conv2(out))         # the residual F(x), same shape
-        return F.relu(out + self.shortcut(x))   # not in place: x is needed for the gradient
+        # `out + self.shortcut(x)` or the in-place `out += self.shortcut(x)`: both are right. The
+        # in-place add changes `out` (bn2's output, which no backward pass needs), never `x`.
+        return F.relu(out + self.shortcut(x))
         ### END SOLUTION
 
 
@@ -228,7 +242,7 @@ for in_channels, out_channels, stride in [(6, 6, 1), (4, 12, 1), (6, 6, 2)]:
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_gradient_through_skip", "points": 1}
-"""Through an identity shortcut the gradient reaches the input unchanged, even with the residual branch off."""
+"""With the residual branch off, the gradient reaches the input through the identity shortcut, gated by the last ReLU."""
 ### BEGIN HIDDEN TESTS
 from deepnets.checks import zero_residual_branch
 
@@ -236,8 +250,8 @@ block = zero_residual_branch(ResidualBlock(6, 6)).train()
 x = torch.randn(3, 6, 9, 9, requires_grad=True)
 block(x).sum().backward()
 assert x.grad is not None, "no gradient reached the input"
-# d/dx sum(ReLU(0 + x)) is 1 where x > 0 and 0 elsewhere.
-assert torch.allclose(x.grad, (x > 0).float()), "the gradient does not pass unchanged through the skip path"
+# d/dx sum(ReLU(0 + x)) is 1 where x > 0 and 0 elsewhere: the skip carries it, the final ReLU gates it.
+assert torch.allclose(x.grad, (x > 0).float()), "the gradient does not reach the input through the skip path"
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_downsamples_in_first_conv", "points": 1}
@@ -347,12 +361,35 @@ print(f"\nFrom 1 to 16 blocks the input gradient grows {growth['plain']:.0f}x in
       f"and {growth['residual']:.0f}x in the residual stack.")
 
 # %% [markdown] nbgrader={"grade_id": "input_gradient_reading", "locked": true}
-# Read the table. A single block passes back a gradient of about the upstream's size either
-# way. Stacked, the plain blocks multiply their effects: the input gradient's size is at the
-# mercy of every layer, and with BatchNorm it drifts (the growth factor above says by how
-# much). In the residual stack each block passes the gradient on through `+ x` and only adds
-# to it, so it changes far more slowly with depth. The derivative of `F(x) + x` is `dF/dx + 1`:
-# whatever the weights do, there is a path on which the gradient is multiplied by one.
+# How to read the table: compare the mean input gradient of one block with the upstream's size,
+# then how each column changes from 1 to 16 blocks (the growth factors printed under it).
+# Stacked plain blocks multiply their effects, so the input gradient is at the mercy of every
+# layer; in the residual stack each block also passes the gradient on through its `+ x`.
+#
+# **How much does the skip carry?** Your block outputs `ReLU(F(x) + x)`. Its derivative is
+# `ReLU'(F(x) + x) · (dF/dx + 1)`: the identity path carries the gradient back without passing
+# through any weight, but the last ReLU *gates* it, passing it where `F(x) + x > 0` and
+# stopping it elsewhere. So the gradient is not "multiplied by one" through the block; it is
+# multiplied by one or by zero, image by image and unit by unit. That is the hidden test
+# `block_gradient_through_skip`: with the branch switched off, the input's gradient is 1
+# where `x > 0` and 0 elsewhere.
+#
+# **Post-activation and pre-activation blocks.** The block you wrote is the original one (He et
+# al. 2015), *post-activation*: BatchNorm and ReLU come after the convolutions, and one more
+# ReLU after the addition. A year later the same authors (He et al. 2016b, *Identity Mappings
+# in Deep Residual Networks*) moved BatchNorm and ReLU *before* each convolution and removed
+# the ReLU after the addition: `x + F(x)` with `F = conv(ReLU(BN(conv(ReLU(BN(x))))))`. Then
+# the identity path really is an identity, from the network's output back to its input, and
+# their 1,001-layer networks trained better. (The Session 7 live demo uses pre-activation
+# blocks for that reason.) This assignment's tests ask for the original, post-activation block.
+#
+# **Why the tests zero γ.** `zero_residual_branch` sets the scale γ (and shift β) of the
+# block's last BatchNorm to zero, so `F(x) = 0` and the block computes `ReLU(shortcut(x))`:
+# that isolates the skip path to test it. The same trick is a well-known training recipe
+# (Goyal et al. 2017, *Accurate, Large Minibatch SGD*): initialise every block's last γ to
+# zero, and each block starts as (nearly) the identity, so a deep ResNet starts out behaving
+# like a shallow one and learns to use its branches. PyTorch's torchvision offers it as
+# `zero_init_residual=True`.
 
 # %% [markdown] nbgrader={"grade_id": "part_b_task", "locked": true}
 # ## Part B: ResNet-18 (6 points)
@@ -522,36 +559,70 @@ for name, model_class in [("PlainNet", PlainNet), ("ResNet18", ResNet18)]:
     histories[name] = fit(models[name], mnist, epochs=budget.epochs, batch_size=64, lr=1e-3,
                           seed=0, device=device, name=name)
 
+# %% [markdown] nbgrader={"grade_id": "compare_modes_intro", "locked": true}
+# **Which test accuracy?** In evaluation mode BatchNorm normalises with running averages of the
+# statistics it saw in training, updated a little at every step. After a short run they lag
+# behind the weights, and a network's eval-mode accuracy can fall far below what it learned:
+# that measures the lag, not the architecture. In training mode each batch of test images is
+# normalised with its own statistics. The table prints both; **the verdict uses train-mode
+# test accuracy**, and compares the two networks on the same test images, image by image
+# (a paired test: McNemar's), so that the test set's luck is shared by both.
+
 # %% nbgrader={"grade_id": "compare_both"}
 def summary(history):
-    """Training loss and accuracy averaged over the last tenth of the steps, and test accuracy."""
+    """Training loss and accuracy averaged over the last tenth of the steps (at least 2)."""
     last = max(2, len(history.step_loss) // 10)
-    return (sum(history.step_loss[-last:]) / last, sum(history.step_accuracy[-last:]) / last,
-            history.final_test_accuracy)
+    return sum(history.step_loss[-last:]) / last, sum(history.step_accuracy[-last:]) / last
 
 
-print(f"{'model':<10} {'parameters':>11} {'training loss':>14} {'training accuracy':>18} "
-      f"{'test accuracy':>14} {'seconds':>8}")
-for name, history in histories.items():
-    loss, accuracy, test_accuracy = summary(history)
-    print(f"{name:<10} {count_parameters(models[name]):>11,} {loss:>14.4f} {accuracy:>17.1f}% "
-          f"{test_accuracy:>13.2f}% {history.seconds:>8.1f}")
-difference = histories["ResNet18"].final_test_accuracy - histories["PlainNet"].final_test_accuracy
-# Standard error of the difference of two accuracies, each measured on n test images.
-p = histories["PlainNet"].final_test_accuracy / 100
-noise = 100 * (2 * p * (1 - p) / len(mnist.test_labels)) ** 0.5
-print(f"\nResNet18 - PlainNet test accuracy: {difference:+.2f} points on {len(mnist.test_labels):,} test images; "
-      f"two standard errors are {2 * noise:.2f} points, so the gap is "
-      f"{'larger' if abs(difference) > 2 * noise else 'not larger'} than test-set noise alone.")
-plot_training_curves(histories, title=f"PlainNet vs ResNet18 ({budget.name} budget)", train_accuracy=True);
+def accuracy_table(names):
+    """Print parameters, training loss, train- and eval-mode test accuracy and seconds of `names`."""
+    print(f"{'model':<11} {'parameters':>11} {'epochs':>7} {'training loss':>14} {'training acc.':>14} "
+          f"{'test acc. (train mode)':>23} {'test acc. (eval mode)':>22} {'seconds':>8}")
+    for name in names:
+        loss, accuracy = summary(histories[name])
+        by_mode = [100 * correct_answers(models[name], mnist.test_images, mnist.test_labels,
+                                         train_mode=mode).float().mean().item() for mode in (True, False)]
+        print(f"{name:<11} {count_parameters(models[name]):>11,} {len(histories[name].epoch_loss):>7} "
+              f"{loss:>14.4f} {accuracy:>13.1f}% {by_mode[0]:>22.2f}% {by_mode[1]:>21.2f}% "
+              f"{histories[name].seconds:>8.1f}")
+
+
+def compare(first, second):
+    """The paired verdict on two trained models (train-mode test accuracy), and what eval mode says."""
+    pair = {first: models[first], second: models[second]}
+    verdict = compare_on_same_images(pair, mnist.test_images, mnist.test_labels, train_mode=True)
+    in_eval = compare_on_same_images(pair, mnist.test_images, mnist.test_labels, train_mode=False)
+    print(f"Verdict ({budget.name} budget, {len(mnist.train_labels):,} training images, "
+          f"{budget.image_size}x{budget.image_size}, data: {mnist.source}; train-mode test accuracy):")
+    print(verdict.verdict())
+    print(f"(In eval mode, with the running statistics, the difference would read {in_eval.difference:+.2f} "
+          f"points, p = {in_eval.p_value:.3g}; the two readings differ only in the statistics BatchNorm "
+          f"normalises with.)")
+    return verdict
+
+
+accuracy_table(["PlainNet", "ResNet18"])
+print()
+plain_vs_resnet = compare("PlainNet", "ResNet18")
+losses = {name: summary(histories[name])[0] for name in ("PlainNet", "ResNet18")}
+lower = min(losses, key=losses.get)
+print(f"Training loss over the last steps: PlainNet {losses['PlainNet']:.4f}, ResNet18 {losses['ResNet18']:.4f} "
+      f"({lower} lower, in this one run).")
+reference = remember("resnet.plain_vs_resnet18", budget, models={n: models[n] for n in ("PlainNet", "ResNet18")},
+                     histories={n: histories[n] for n in ("PlainNet", "ResNet18")}, data_source=mnist.source)
+shown = {**histories, **({f"{n} (recorded full run)": h for n, h in reference.histories.items()}
+                         if reference else {})}
+plot_training_curves(shown, title=f"PlainNet vs ResNet18 ({budget.name} budget)", train_accuracy=True);
 
 # %% [markdown] nbgrader={"grade_id": "compare_reading", "locked": true}
 # Read the table and the curves before you believe either network "won". Both networks have
-# BatchNorm, so both can be expected to train at 18 layers; the question is how fast the
-# training loss falls, and whether the gap line says the test accuracies differ by more than
-# the test set's size alone would produce. In a short budget, test accuracy (computed in
-# evaluation mode, with BatchNorm's running averages) can trail training accuracy: the VGG
-# demo shows why.
+# BatchNorm, so both can be expected to train at 18 layers; the questions are how fast the
+# training loss falls, and whether the paired verdict says the test accuracies differ by more
+# than the test set's luck. Compare the two test-accuracy columns: where eval mode trails
+# train mode by many points, the running statistics lag (a longer run closes that gap). The
+# lesson plan's full run is GPU-sized (5 epochs of 60,000 images); when a recording of it is
+# shipped, the figure draws it next to your run (the line above the figure says whether).
 #
 # ## Gradient flow, layer by layer
 #
@@ -575,43 +646,50 @@ for axis, (when, by_model) in zip(axes, norms.items()):
     plot_gradient_norms(by_model, title=f"Gradient norm per layer, {when} (one batch of 32)", axis=axis)
 
 
-def first_to_last(layer_norms):
-    """Gradient norm of the first layer (the stem convolution) over that of the last (the linear layer)."""
-    values = list(layer_norms.values())
-    return values[0] / values[-1]
-
-
-for when, by_model in norms.items():
+def gradient_ratios(by_model, label=""):
+    """Print, per model, the stem's gradient norm over the last layer's and the largest over the
+    smallest layer's; return {model: largest / smallest}."""
+    spreads = {}
     for name, layer_norms in by_model.items():
         values = list(layer_norms.values())
-        print(f"{when:<12} {name:<9} stem / last layer: {first_to_last(layer_norms):6.2f}   "
-              f"largest / smallest layer: {max(values) / min(values):7.1f}")
+        spreads[name] = max(values) / min(values)
+        print(f"{label:<12} {name:<17} stem / last layer: {values[0] / values[-1]:6.2f}   "
+              f"largest / smallest layer: {spreads[name]:7.1f}")
+    return spreads
+
+
+spread_18 = {when: gradient_ratios(by_model, when) for when, by_model in norms.items()}
 
 # %% [markdown] nbgrader={"grade_id": "gradient_flow_reading", "locked": true}
 # What to look for: a network whose early layers get gradients far smaller than its late
 # layers' (vanishing) or far larger (exploding) learns unevenly, and the printed ratios put a
-# number on it. VGG without BatchNorm, in the demo, was the extreme case: its first layer's
-# gradient was about a millionth of its last layer's. With BatchNorm in both networks here,
-# neither comes close to that at 18 layers; compare how much the plain network's early-stage
-# gradients differ from the residual network's, and keep that in mind for the 34-layer
-# comparison after Part C, where depth compounds whatever each block does. (The shortcut
-# projections sit lower than the 3x3 convolutions partly because a 1x1 convolution has 9 times
-# fewer weights.)
+# number on it. Compare them with VGG-16 without BatchNorm in Exercise 1, whose table gave its
+# first layer's gradient as a fraction of its last layer's. Here both networks have BatchNorm:
+# compare how far the plain network's layers spread against the residual network's, and keep
+# the numbers for the 34-layer comparison after Part C, where depth compounds whatever each
+# block does. (The shortcut projections sit lower than the 3x3 convolutions partly because a
+# 1x1 convolution has 9 times fewer weights.)
 
 # %% [markdown] nbgrader={"grade_id": "part_c_task", "locked": true}
-# ## Part C: mini-challenge, a deeper ResNet (5 points)
+# ## Part C: mini-challenge, a deeper ResNet (9 points)
 #
-# Complete `DeepResNet(num_classes=10)` with the layout of ResNet-34: the same stem and head
-# as your `ResNet18`, your `ResidualBlock`, channels 64, 128, 256, 512, but **[3, 4, 6, 3]**
-# blocks in the four stages (1 + 32 + 1 = 34 layers with weights). Name the stages `layer1` to
-# `layer4`; the first block of stages 2 to 4 halves the size. Reuse what you can (a
-# `_make_layer` like ResNet18's); do not change `ResNet18`.
+# The challenge has a fixed core and an open part.
 #
-# **Going further (optional, not graded).** ResNet-50 and deeper use a *bottleneck* block:
-# a 1x1 convolution that shrinks the channels four times, the 3x3 convolution at that width,
-# and a 1x1 convolution that expands them again, so that a block costs far fewer parameters.
-# Write `BottleneckBlock` in the cell after the tests if you want to; the cell after it
-# compares it with your `ResidualBlock`.
+# **Core (5 points, autograded).** Complete `DeepResNet(num_classes=10)` with the layout of
+# ResNet-34: the same stem and head as your `ResNet18`, your `ResidualBlock`, channels 64,
+# 128, 256, 512, but **[3, 4, 6, 3]** blocks in the four stages (1 + 32 + 1 = 34 layers with
+# weights). Name the stages `layer1` to `layer4`; the first block of stages 2 to 4 halves the
+# size. Reuse what you can (a `_make_layer` like ResNet18's); do not change `ResNet18`.
+#
+# **Open part (4 points: 1 autograded if you write the bottleneck block, 3 read by a person).**
+# After the core's tests you design your own variant, `MyResNet`, from one of the lesson plan's
+# options, and report how it compares with ResNet-18 and with a plain CNN (Session 7's
+# `BaselineCNN`, standing in for the lesson plan's "Day 12 CNN"):
+# 1. deeper stages (more blocks per stage than [3, 4, 6, 3]);
+# 2. more channels: 64 → 128 → 256 → 512 → 1024 (a fifth stage);
+# 3. a bottleneck block (ResNet-50's; write `BottleneckBlock` below and build from it);
+# 4. a different stem (the first convolution's size or stride);
+# 5. a different downsampling (for example pooling, or the stride in the shortcut only).
 
 # %% nbgrader={"grade_id": "deep_resnet", "solution": true}
 class DeepResNet(nn.Module):
@@ -691,11 +769,15 @@ assert loss < 0.3, f"loss {loss:.3f} after 8 steps: a correct DeepResNet gets be
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade_id": "bottleneck_task", "locked": true}
-# **Optional: a bottleneck block.** `BottleneckBlock(in_channels, out_channels, stride=1)`:
-# a 1x1 convolution from `in_channels` to `out_channels // 4`, a 3x3 convolution at that width
-# with the block's stride, a 1x1 convolution up to `out_channels`, each followed by BatchNorm
-# (ReLU after the first two), and the same shortcut rule as `ResidualBlock`. Not graded; leave
-# the cell as it is if you skip it.
+# ### Open part: your variant
+#
+# **Option 3, a bottleneck block** (skip this cell if you choose another option).
+# `BottleneckBlock(in_channels, out_channels, stride=1)`: a 1x1 convolution `conv1` from
+# `in_channels` to `out_channels // 4`, a 3x3 convolution `conv2` at that width with the
+# block's stride (padding 1), a 1x1 convolution `conv3` up to `out_channels`, each followed by
+# BatchNorm (`bn1`, `bn2`, `bn3`; ReLU after the first two), no convolution biases, the same
+# `shortcut` rule as `ResidualBlock`, and ReLU after the addition. If you write it, the test
+# after it checks it (1 point); if you leave the cell as it is, that test passes too.
 
 # %% nbgrader={"grade_id": "bottleneck_block", "solution": true}
 class BottleneckBlock(nn.Module):
@@ -728,6 +810,37 @@ class BottleneckBlock(nn.Module):
         ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "bottleneck_block_if_attempted", "points": 1}
+"""If you wrote BottleneckBlock: its shapes, layers and parameters follow the design. Left unwritten, it passes."""
+# Why a check that passes when the block is not attempted: nbgrader gives every graded cell
+# fixed points and cannot leave a cell out of the total for some students only. A check that
+# failed on the untouched stub would take a point from everyone who chose another option (a
+# penalty for a free choice); a check worth nothing would not reward getting it right. This
+# way writing the block costs nothing once it is correct, Validate tells you whether it is, and
+# the open part's hand-graded points reward whichever option you chose.
+from deepnets.checks import parameters_without_conv_biases
+
+try:
+    BottleneckBlock(16, 16)
+except NotImplementedError:
+    print("BottleneckBlock is not written: nothing to check, no point lost.")
+else:
+    for in_channels, out_channels, stride, size in [(16, 16, 1, 8), (16, 32, 2, 8), (8, 32, 1, 5)]:
+        block = BottleneckBlock(in_channels, out_channels, stride).eval()
+        with torch.no_grad():
+            output = block(torch.randn(2, in_channels, size, size))
+        expected_size = (size + stride - 1) // stride
+        assert output.shape == (2, out_channels, expected_size, expected_size), \
+            f"BottleneckBlock({in_channels}, {out_channels}, stride={stride}) gave {tuple(output.shape)}"
+        assert output.min() >= 0, "ReLU comes after the addition"
+        width = out_channels // 4
+        expected = in_channels * width + 9 * width * width + width * out_channels + 2 * (2 * width + out_channels)
+        if stride != 1 or in_channels != out_channels:
+            expected += in_channels * out_channels + 2 * out_channels
+        found = parameters_without_conv_biases(block)
+        assert found == expected, (f"BottleneckBlock({in_channels}, {out_channels}, stride={stride}) has {found:,} "
+                                   f"parameters (conv biases aside); its design has {expected:,}")
+
 # %% tags=["nbval-check-output"] nbgrader={"grade_id": "bottleneck_try"}
 try:
     for in_channels, out_channels, stride in [(256, 256, 1), (256, 512, 2)]:
@@ -737,25 +850,94 @@ try:
               f"{count_parameters(bottleneck):,} parameters; ResidualBlock {tuple(basic(x).shape)}, "
               f"{count_parameters(basic):,} parameters")
 except NotImplementedError:
-    print("BottleneckBlock is optional and not written yet.")
+    print("BottleneckBlock is not written (it is one of the open part's options).")
+
+# %% [markdown] nbgrader={"grade_id": "variant_task", "locked": true}
+# **Your variant.** Write `MyResNet(num_classes=10)` in the next cell: one of the five options
+# above, built from your blocks, for 1-channel 32x32 digits (the smaller budgets train it on
+# 16x16 ones, so keep the head's `nn.AdaptiveAvgPool2d(1)`). Then run the cell after it: it
+# trains your variant, ResNet18's recipe and budget, next to Session 7's `BaselineCNN`, and
+# prints parameters, seconds and accuracy for all of them with paired verdicts. Keep
+# the budget's cost in mind: a variant twice as expensive as DeepResNet takes twice as long.
+
+# %% nbgrader={"grade_id": "my_resnet", "solution": true}
+class MyResNet(nn.Module):
+    """Your variant of DeepResNet (say which option in the report below)."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        ### BEGIN SOLUTION
+        # Option 4, a different stem: a 3x3 convolution with stride 2 halves the image before
+        # the first stage, so every stage runs on a quarter of the pixels.
+        self.conv1 = nn.Conv2d(1, 64, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        stages = DeepResNet()  # borrow the [3, 4, 6, 3] stages and the head
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages.layer1, stages.layer2, stages.layer3, stages.layer4
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, num_classes)
+        ### END SOLUTION
+
+    def forward(self, x):
+        ### BEGIN SOLUTION
+        x = F.relu(self.bn1(self.conv1(x)))   # (N, 64, 16, 16) for a 32x32 input
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avg_pool(x).flatten(1))
+        ### END SOLUTION
+
 
 # %% [markdown] nbgrader={"grade_id": "deep_train_intro", "locked": true}
-# ### Training DeepResNet, and gradient flow at 34 layers
+# ### Training DeepResNet and your variant against ResNet-18 and a plain CNN
 #
-# DeepResNet is trained with the same recipe as ResNet-18 above (in the full budget for 3
-# epochs, as the lesson plan did, against ResNet-18's 5: the table prints both). Then the
-# gradient flow again, now between DeepResNet and a plain network of the same 34-layer layout.
+# Every network here is trained with ResNet-18's recipe (Adam, learning rate 0.001, batch 64,
+# seed 0) on the same images; in the full budget DeepResNet and your variant get 3 epochs, as
+# the lesson plan did, against ResNet-18's 5 (the table prints each). `BaselineCNN` is Session
+# 7's two-convolution CNN, sized for this notebook's digits.
 
 # %% nbgrader={"grade_id": "train_deep"}
-set_seed(0)
-models["DeepResNet"] = DeepResNet()
-histories["DeepResNet"] = fit(models["DeepResNet"], mnist, epochs=budget.deep_epochs, batch_size=64,
-                              lr=1e-3, seed=0, device=device, name="DeepResNet")
-print(f"{'model':<11} {'parameters':>11} {'epochs':>7} {'training loss':>14} {'test accuracy':>14} {'seconds':>8}")
-for name in ("ResNet18", "DeepResNet"):
-    loss, _, test_accuracy = summary(histories[name])
-    print(f"{name:<11} {count_parameters(models[name]):>11,} {len(histories[name].epoch_loss):>7} "
-          f"{loss:>14.4f} {test_accuracy:>13.2f}% {histories[name].seconds:>8.1f}")
+class BaselineCNN(nn.Module):
+    """Session 7's (and Session 6's) CNN: two conv-ReLU-pool stages and a linear classifier."""
+
+    def __init__(self, image_size=budget.image_size):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.fc = nn.Linear(32 * (image_size // 4) ** 2, 10)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        return self.fc(x.flatten(1))
+
+
+for name, model_class in [("DeepResNet", DeepResNet), ("BaselineCNN", BaselineCNN), ("MyResNet", MyResNet)]:
+    set_seed(0)
+    try:
+        models[name] = model_class()
+    except NotImplementedError:
+        print(f"{name} is not written yet: skipped.")
+        continue
+    histories[name] = fit(models[name], mnist, epochs=budget.deep_epochs, batch_size=64,
+                          lr=1e-3, seed=0, device=device, name=name)
+trained = [name for name in ("ResNet18", "DeepResNet", "MyResNet", "BaselineCNN") if name in histories]
+accuracy_table(trained)
+for other in ("DeepResNet", "MyResNet"):
+    if other in histories:
+        print()
+        compare("ResNet18", other)
+if "MyResNet" in histories:
+    print()
+    compare("BaselineCNN", "MyResNet")
+deep_reference = remember("resnet.deep_vs_resnet18", budget,
+                          models={n: models[n] for n in ("ResNet18", "DeepResNet")},
+                          histories={n: histories[n] for n in ("ResNet18", "DeepResNet")},
+                          data_source=mnist.source)
+
+# %% [markdown] nbgrader={"grade_id": "deep_flow_intro", "locked": true}
+# ### Gradient flow at 34 layers
+#
+# The gradient flow again, now between DeepResNet and a plain network of the same 34-layer
+# layout, both freshly initialised with the same seed, on the same batch as at 18 layers.
 
 # %% nbgrader={"grade_id": "deep_gradient_flow"}
 class PlainDeepNet(DeepResNet):
@@ -772,27 +954,52 @@ for name, model_class in [("plain, 34 layers", PlainDeepNet), ("DeepResNet", Dee
     set_seed(0)
     deep_norms[name] = gradient_norms(model_class().to(device), images, labels)
 plot_gradient_norms(deep_norms, title="Gradient norm per layer at initialisation, 34 layers (one batch of 32)")
-for name, layer_norms in deep_norms.items():
-    values = list(layer_norms.values())
-    print(f"{name:<17} stem / last layer: {first_to_last(layer_norms):6.2f}   "
-          f"largest / smallest layer: {max(values) / min(values):7.1f}")
-# The second layer in both lists is the first block's first convolution.
-ratio = list(deep_norms["plain, 34 layers"].values())[1] / list(deep_norms["DeepResNet"].values())[1]
-print(f"First block's first convolution: the plain network's gradient is {ratio:.1f}x DeepResNet's.")
+spread_34 = gradient_ratios(deep_norms, "initialised")
+plain_18, residual_18 = spread_18["initialised"]["PlainNet"], spread_18["initialised"]["ResNet18"]
+plain_34, residual_34 = spread_34["plain, 34 layers"], spread_34["DeepResNet"]
+print(f"\nLargest / smallest layer gradient at initialisation ({budget.image_size}x{budget.image_size} digits): "
+      f"plain {plain_18:.1f} at 18 layers and {plain_34:.1f} at 34; residual {residual_18:.1f} and {residual_34:.1f}.")
+print(f"From 18 to 34 layers the plain network's spread {'grew' if plain_34 > plain_18 else 'did not grow'} "
+      f"({plain_34 / plain_18:.2f}x) and the residual network's "
+      f"{'grew' if residual_34 > residual_18 else 'did not grow'} ({residual_34 / residual_18:.2f}x); "
+      f"at 34 layers the plain network's spread is {plain_34 / residual_34:.1f}x the residual one's.")
 
 # %% [markdown] nbgrader={"grade_id": "deep_gradient_reading", "locked": true}
-# Compare these ratios with the 18-layer ones above (the initialised pair). With BatchNorm, a
-# deep plain network's gradients do not vanish: if your numbers look like ours, they *grow*
-# towards the input, more so at 34 layers than at 18 (the drift of the stacked-block table
-# in Part A), while the residual network keeps its layers' gradients in a narrower range.
-# Without BatchNorm and with a poor initialisation, as VGG showed, the same compounding
-# shrinks gradients to nothing instead.
+# Compare these ratios with the 18-layer ones above (the initialised pair), using the lines just
+# printed. With BatchNorm, a deep plain network's gradients need not vanish: look at whether
+# its early layers' gradients are larger or smaller than its late layers', and whether depth
+# widens the spread more in the plain network than in the residual one. Without BatchNorm and
+# with a poor initialisation, as VGG-16 in Exercise 1 showed in its own table, the same
+# compounding can shrink gradients to almost nothing.
+#
+# ### Your report (3 points, read by a person)
+#
+# In the next cell: which option you chose and why you expected it to help; its parameters,
+# training seconds and test accuracy against ResNet-18 and `BaselineCNN`, copied from the table
+# and verdicts above (with the budget you ran); and whether the comparison shows a difference
+# beyond the test set's luck.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "challenge_report", "points": 3, "solution": true}
+# Model answer (for the course's variant; the numbers come from the table above and change with
+# the budget): "I chose option 4, a stride-2 stem, expecting the same depth at a quarter of the
+# pixels to train in a fraction of DeepResNet's time. MyResNet has as many parameters as
+# DeepResNet (the stem's stride adds none); the table gives its seconds against ResNet18's and
+# BaselineCNN's, and its train-mode test accuracy. The paired verdicts say whether it differs
+# from ResNet18 and from BaselineCNN by more than the test set's luck; at the demo budget one
+# short run each may not rank networks that all reach high accuracy, and BaselineCNN, with far
+# fewer parameters (the table gives both), is a hard baseline on MNIST."
+#
+# Mark scheme: 1 point for a variant from the list, built and trained, with the reason it was
+# chosen; 1 point for parameters, seconds and accuracy of the variant, ResNet-18 and the plain
+# CNN, taken from the notebook's own output with the budget named; 1 point for a conclusion
+# that follows the paired verdicts (no "better" where the verdict says the run cannot tell).
 
 # %% [markdown] nbgrader={"grade_id": "part_d_task", "locked": true}
 # ## Part D: reflection (13 points)
 #
-# Answer each question in a few sentences. Use the numbers and plots of this notebook and of
-# the VGG demo: say what they show and what they cannot show. Points are given for reasoning
+# Answer each of the seven questions in a few sentences; all seven are graded. Use the numbers
+# and plots of this notebook and of Exercise 1 (`day13_vgg/vgg.ipynb`): say what they show and
+# what they cannot show. Points are given for reasoning
 # from evidence, not for length. (If you ran the quick budget, rerun with
 # `DEEPNETS_BUDGET=demo` first: a handful of training steps shows little.)
 #
@@ -800,30 +1007,37 @@ print(f"First block's first convolution: the plain network's gradient is {ratio:
 # networks generally?** (2 points)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_skip_connections", "points": 2, "solution": true}
-# Model answer: a residual block outputs F(x) + x, so the derivative of its output with respect
-# to its input is dF/dx + I. However small (or large) the branch's derivative, the identity term
-# carries the gradient back unchanged, so the gradient reaching early layers is not a product
-# of one factor per layer that can shrink (or grow) without bound. In the stacked-block table,
-# the residual stack's input gradient changed far less from 1 to 16 blocks than the plain
-# stack's. A block that is not needed can also learn F(x) = 0 and pass its input on.
+# Model answer: a residual block adds its input to the branch's output, so the derivative of
+# F(x) + x with respect to x is dF/dx + I: however small the branch's derivative, the identity
+# term gives the gradient a path that no weight multiplies, so the gradient reaching early
+# layers is not only a product of one factor per layer. In our post-activation block the last
+# ReLU gates that path (it passes the gradient where F(x) + x > 0, stops it elsewhere), so
+# "unchanged" holds only where the ReLU is active; pre-activation blocks (He 2016b) drop that
+# ReLU and make the path a true identity. A block that is not needed can learn F(x) = 0 and
+# pass its input on (the zero-γ start). Evidence: the stacked-block table's growth factors
+# from 1 to 16 blocks, plain against residual, and the largest/smallest gradient ratios at 18
+# and 34 layers, read with the numbers the notebook printed.
 #
 # Mark scheme: 1 point for the mechanism (identity term in the derivative, or an additive path
-# the gradient takes without passing through the weights); 1 point for evidence from the
-# notebook (the stacked-block table or the gradient-flow ratios), or for noting that with
-# BatchNorm the plain network's problem here was growth rather than vanishing.
+# the gradient takes without passing through the weights; full credit does not require the
+# ReLU gating, but no credit for claiming the ReLU-gated path always multiplies by exactly
+# one); 1 point for evidence from the notebook's own printed numbers (the stacked-block table
+# or the gradient-flow ratios), whichever way they came out.
 
 # %% [markdown] nbgrader={"grade_id": "reflection_2_question", "locked": true}
 # **2. How do gradients flow differently in plain and residual networks? Describe what your
 # gradient-flow plots and ratios show at 18 and at 34 layers.** (2 points)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_gradient_flow", "points": 2, "solution": true}
-# Model answer: at 18 layers with BatchNorm both networks give every layer a gradient of a
-# similar order of magnitude; the plain network's early stages get somewhat larger gradients.
-# At 34 layers the difference grows: the plain network's first-stage gradients were several
-# times larger than DeepResNet's (the printed ratio), and its largest-to-smallest layer ratio
-# was wider, while DeepResNet's stayed in a narrower band. Gradients in a plain network are
-# multiplied through every layer on the way back, so whatever each layer does compounds with
-# depth; in a residual network they also flow along the identity paths.
+# Model answer (its comparisons follow the printed lines; a run can come out otherwise): the
+# notebook printed, for each network, the stem's gradient over the last layer's and the largest
+# over the smallest layer's, at 18 and at 34 layers, and a line saying whether the plain
+# network's spread grew from 18 to 34 layers and how it compares with the residual network's.
+# Where that line says the plain spread grew and exceeds the residual one, it shows depth
+# compounding in the plain network: gradients there are multiplied through every layer on the
+# way back, so whatever each layer does compounds with depth, while in a residual network they
+# also flow along the identity paths. With BatchNorm, the plain network's early gradients may
+# be larger rather than smaller than its late ones (drift, not vanishing).
 #
 # Mark scheme: 1 point for describing their own plots with numbers (ratios or orders of
 # magnitude, 18 against 34 layers); 1 point for a correct explanation (compounding through
@@ -838,12 +1052,12 @@ print(f"First block's first convolution: the plain network's gradient is {ratio:
 # convolutions (padding 1) followed by 2x2 max pooling, doubling the channels after each
 # pooling, and went deeper (16-19 layers) by repeating the block. Two stacked 3x3 convolutions
 # see a 5x5 window with 28% fewer parameters and an extra ReLU (three see 7x7 with 45% fewer),
-# as the demo computed. The price: far more computation, and most parameters in the fully
-# connected layers (56% for our VGG-16).
+# as Exercise 1 measured from real layers. The price: far more computation, and most
+# parameters in the fully connected layers (Exercise 1 printed their share for our VGG-16).
 #
 # Mark scheme: 1 point for the contrast (hand-designed large kernels against one repeated
 # block of small kernels, deeper); 1 point for the receptive-field and parameter argument with
-# numbers, or for a cost the demo showed (compute, parameters in the classifier, hard to train
+# numbers, or for a cost Exercise 1 showed (compute, parameters in the classifier, training
 # without BatchNorm).
 
 # %% [markdown] nbgrader={"grade_id": "reflection_4_question", "locked": true}
@@ -865,10 +1079,11 @@ print(f"First block's first convolution: the plain network's gradient is {ratio:
 # **5. What would you consider when choosing a network's depth?** (2 points)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_depth", "points": 2, "solution": true}
-# Model answer: whether the network can be trained at that depth (VGG-16 without BatchNorm did
-# not learn at all; skip connections and normalisation make depth trainable); the cost in
-# parameters, time and memory (DeepResNet has about 21 million parameters to ResNet-18's 11
-# million and takes about twice as long a step); the size of the data set and the task (on
+# Model answer: whether the network can be trained at that depth (Exercise 1's verdicts say
+# whether VGG-16 without BatchNorm learned in the student's run; skip connections and
+# normalisation make depth trainable); the cost in parameters, time and memory (DeepResNet has
+# about 21 million parameters to ResNet-18's 11 million, and the table gives the seconds each
+# took in the student's run); the size of the data set and the task (on
 # MNIST an 18-layer network already has far more capacity than needed, so a deeper one can
 # only overfit more or train longer); and evidence: compare depths fairly, with the same
 # budget and seed, and look at validation accuracy, not only training loss.
@@ -882,9 +1097,11 @@ print(f"First block's first convolution: the plain network's gradient is {ratio:
 # notebooks showed it to you?** (2 points)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_most_important", "points": 2, "solution": true}
-# Model answer (one of many): that a network can fail to learn for reasons that have nothing to
-# do with its capacity. VGG-16 as written sat at a loss of ln 10; its first layer's gradient
-# was about a millionth of its last layer's at initialisation. BatchNorm and, for deeper
+# Model answer (one of many; it quotes Exercise 1's printed lines, so it holds where they came
+# out this way): that a network can fail to learn for reasons that have nothing to do with its
+# capacity. Where Exercise 1's verdict printed VGG-16 without BatchNorm as "not learning" at a
+# loss near ln 10, its table gave the first layer's gradient as a tiny fraction of the last
+# layer's at initialisation, and the BatchNorm run's loss fell. BatchNorm and, for deeper
 # networks, skip connections are what make depth usable.
 #
 # Mark scheme: 1 point for a concept of the day stated correctly (VGG blocks, receptive field,
@@ -896,8 +1113,8 @@ print(f"First block's first convolution: the plain network's gradient is {ratio:
 # **7. What questions do you have about modern architectures?** (1 point)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "reflection_open_question", "points": 1, "solution": true}
-# Example: "Why does ResNet put BatchNorm and ReLU before the addition, and what changes in the
-# 'pre-activation' ResNet that moves them?" or "Could a plain 34-layer network with a better
+# Example: "Would pre-activation blocks, whose identity path has no ReLU, change the gradient
+# ratios of the 34-layer comparison?" or "Could a plain 34-layer network with a better
 # initialisation train as well as DeepResNet?"
 #
 # Mark scheme: 1 point for a specific question that builds on today's material (not "none" or
@@ -911,7 +1128,12 @@ print(f"First block's first convolution: the plain network's gradient is {ratio:
 # * **ResNet-18** is a stem, four stages of two blocks (64 to 512 channels, halving the size),
 #   global average pooling and one linear layer: about 11 million parameters.
 # * A **fair comparison** changes one thing: PlainNet and ResNet18 share every convolution.
-# * **Gradient flow**: without normalisation, deep plain networks' gradients vanish (VGG);
-#   with BatchNorm they drift instead; the identity path of residual blocks keeps them in range.
+# * **Gradient flow**: read it from the per-layer norms. Without normalisation and with a poor
+#   initialisation, deep plain networks' gradients can vanish (Exercise 1's table); with
+#   BatchNorm, compare the spread of plain and residual networks at 18 and 34 layers (the lines
+#   printed above say how it came out in your run).
+# * **Post- and pre-activation**: the last ReLU of the original block gates the identity path;
+#   pre-activation blocks make it a true identity. Zeroing a block's last γ starts it as the
+#   identity (the tests' trick, and a training recipe).
 #
 # Next: transfer learning with networks pretrained on ImageNet, such as ResNet.
