@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from autograder.sandbox import RUNTIME, Limits, run_sandboxed
+from autograder.sandbox import RUNTIME, Limits, run_limited, run_sandboxed
 
 REPO = Path(__file__).resolve().parent.parent
 COURSE_ROOT_VARIABLE = "GRADER_COURSE_ROOT"
@@ -133,6 +133,9 @@ def run_checks(assignment: str, answers: dict[str, str], *, student: str = "",
     module = load_checks(assignment)
     if module is None:
         raise LookupError(f"no trusted checks for {assignment}: add autograder/checks/{assignment}.py")
+    if hasattr(module, "lesson"):
+        return run_exported_checks(module.lesson, answers, student=student, limits=limits,
+                                   seed=seed, timeout_scale=timeout_scale)
     if assignment not in _contexts:
         _contexts[assignment] = module.make_context()
     context = _contexts[assignment]
@@ -257,3 +260,75 @@ def judge(check: Check, records, inputs, context, cell_errors, run, cells=()) ->
     if message:
         return fail(message)
     return CheckResult(check.grade_id, True, "", check.hint)
+
+
+MAX_MODEL_BYTES = 64 * 2**20
+
+
+def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
+                        limits: Limits | None = None, seed: int | None = None,
+                        timeout_scale: float = 1.0) -> dict[str, CheckResult]:
+    """The checks of an Assignment (autograder/assignment.py), across the trust boundary.
+
+    1. The sandbox runs the answer cells and exports the models the checks need
+       (sandbox_runtime/exporting.py). Nothing else comes back from it.
+    2. A second process, which no student code runs in, rebuilds those models with fresh
+       weights and runs every check on inputs drawn for this submission (check_worker.py).
+    """
+    seed = submission_seed(lesson.name, student) if seed is None else seed
+    limits = limits or Limits()
+    cell_timeout = max(5, int(lesson.cell_timeout * timeout_scale))
+    header = {"preamble": lesson.preamble, "cell_timeout": cell_timeout,
+              "cells": [[grade_id, answers.get(grade_id, "")] for grade_id in lesson.answer_cells],
+              "builds": [build.spec() for build in lesson.builds()]}
+    builds = len(header["builds"])
+    export_limits = dataclasses.replace(
+        limits, wall_seconds=min(limits.wall_seconds, cell_timeout * (len(lesson.answer_cells) + builds) + 60),
+        output_bytes=max(limits.output_bytes, builds * 2 * MAX_MODEL_BYTES // 16))
+    exported = run_sandboxed([sys.executable, "-I", str(RUNTIME / "exporting.py")],
+                             stdin=json.dumps(header).encode() + b"\n", limits=export_limits)
+    models, cell_errors, finished = {}, {}, False
+    for line in exported.stdout.split(b"\n"):
+        try:
+            record = json.loads(line) if line.strip() and len(line) <= MAX_MODEL_BYTES * 2 else None
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        if record.get("done") is True:
+            finished = True
+        elif isinstance(record.get("cell"), str) and isinstance(record.get("error"), str):
+            cell_errors.setdefault(record["cell"], safe_error(record["error"], lesson.answer_cells))
+        elif isinstance(record.get("build"), str) and record["build"] not in models:
+            if isinstance(record.get("model"), str):
+                models[record["build"]] = {"model": record["model"]}
+            elif isinstance(record.get("error"), str):
+                models[record["build"]] = {"error": f"it raised {safe_error(record['error'], lesson.answer_cells)}"}
+    broken = "; ".join(f"your cell {cell} raised {error}" for cell, error in cell_errors.items())
+    for build in lesson.builds():
+        if build.key not in models:
+            models[build.key] = {"error": broken or safe_problem(exported.problem) or "it was not exported"}
+    total = sum(max(1, int(c.timeout * timeout_scale)) for c in lesson.checks.values()) + 60
+    checked = run_limited([sys.executable, "-m", "autograder.check_worker"],
+                          stdin=json.dumps({"assignment": lesson.name, "seed": seed, "models": models,
+                                            "timeout_scale": timeout_scale}).encode() + b"\n",
+                          limits=dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, total)))
+    run_checks.last_problem = safe_problem(exported.problem) or (
+        None if finished else "the submission's process ended before every model was exported")
+    verdicts = {}
+    for line in checked.stdout.split(b"\n"):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("check") in lesson.checks:
+            verdicts[record["check"]] = record
+    results = {}
+    for grade_id, check in lesson.checks.items():
+        record = verdicts.get(grade_id)
+        if record is None:
+            results[grade_id] = CheckResult(grade_id, False, f"not checked: {checked.problem or 'the checks stopped'}",
+                                            check.hint)
+        else:
+            results[grade_id] = CheckResult(grade_id, bool(record["passed"]), record["message"], check.hint)
+    return results

@@ -1,0 +1,382 @@
+"""A student's model as plain data: exported where the student's code runs, rebuilt and run by us.
+
+This is the trust boundary of grading (README, "How grading is kept honest"). The student's
+process does one thing that counts: it builds the models its classes define and exports each one
+with `torch.export`, once in train and once in eval mode, as a list of tensor operations and the
+tensors they read. Whatever that process does to itself, all that leaves it is this description.
+
+The checks never see the student's Python. They rebuild each model here with `GraphModel`, from
+our own code: every operation must be on the short list of `OPERATIONS` (convolutions,
+BatchNorm, pooling, linear layers, activations, shape changes), every argument must be a number,
+a list of numbers or another operation's result, and tensors other than parameters and
+BatchNorm statistics are capped at `MAX_CONSTANT_ELEMENTS` numbers, so no lookup table fits. A
+model rebuilt like this computes the same thing as the student's module did when exported, and
+nothing else: it cannot look at its inputs' values to decide what to do (export refuses
+data-dependent branches, and the list has no branching operation), cannot read a file, cannot
+know what the checks will feed it, and cannot report a value of its own choosing. The checks
+pick the inputs and weights after the export, and compute every verdict from what the rebuilt
+model returns.
+
+    blob = export_model(ResidualBlock(8), example)       # in the student's process (exporting.py)
+    model = GraphModel.from_bytes(blob, seed=1)           # in the grader's, no student code
+    model.train(); model(x); model.eval(); model(x)       # an nn.Module, trainable
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import operator
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from autograder.sandbox_runtime.exporting import FORMAT
+
+MAX_CONSTANT_ELEMENTS = 4096      # numbers in tensors that are neither parameters nor BatchNorm statistics
+MAX_NODES = 5000                  # operations in one graph (a ResNet-34 has about 400)
+MAX_TENSORS = 2000
+MAX_PARAMETERS = 200_000_000      # numbers in the parameters of one model (VGG-16 has 15 million)
+MAX_BYTES = 64 * 2**20            # one exported model (parameters travel as shapes only)
+
+aten = torch.ops.aten
+# The operations a rebuilt model may run, by the name torch.export gives them. None of them reads
+# a file, draws random numbers the checks did not seed, or branches on data.
+OPERATIONS = {
+    "aten.conv2d.default": aten.conv2d.default,
+    "aten.conv2d.padding": aten.conv2d.padding,
+    "aten.batch_norm.default": aten.batch_norm.default,
+    "aten.linear.default": aten.linear.default,
+    "aten.relu.default": aten.relu.default,
+    "aten.relu_.default": aten.relu_.default,
+    "aten.leaky_relu.default": aten.leaky_relu.default,
+    "aten.sigmoid.default": aten.sigmoid.default,
+    "aten.tanh.default": aten.tanh.default,
+    "aten.gelu.default": aten.gelu.default,
+    "aten.add.Tensor": aten.add.Tensor,
+    "aten.add_.Tensor": aten.add_.Tensor,
+    "aten.sub.Tensor": aten.sub.Tensor,
+    "aten.mul.Tensor": aten.mul.Tensor,
+    "aten.mul.Scalar": aten.mul.Scalar,
+    "aten.div.Tensor": aten.div.Tensor,
+    "aten.max_pool2d.default": aten.max_pool2d.default,
+    "aten.avg_pool2d.default": aten.avg_pool2d.default,
+    "aten.adaptive_avg_pool2d.default": aten.adaptive_avg_pool2d.default,
+    "aten.mean.dim": aten.mean.dim,
+    "aten.view.default": aten.view.default,
+    "aten.reshape.default": aten.reshape.default,
+    "aten.flatten.using_ints": aten.flatten.using_ints,
+    "aten.squeeze.dims": aten.squeeze.dims,
+    "aten.unsqueeze.default": aten.unsqueeze.default,
+    "aten.cat.default": aten.cat.default,
+    "aten.clone.default": aten.clone.default,
+    "aten.contiguous.default": aten.contiguous.default,
+    "aten.dropout.default": aten.dropout.default,
+    "aten.alias.default": aten.alias.default,
+    "aten.detach.default": aten.detach.default,
+    "aten.detach_.default": aten.detach_.default,
+    "aten.sym_size.int": aten.sym_size.int,
+    "_operator.getitem": operator.getitem,
+    "_operator.mul": operator.mul,
+    "_operator.add": operator.add,
+    "_operator.sub": operator.sub,
+    "_operator.floordiv": operator.floordiv,
+}
+SYMBOLIC = {"aten.sym_size.int", "_operator.mul", "_operator.add", "_operator.sub", "_operator.floordiv"}
+DTYPES = {"float32": torch.float32, "int64": torch.int64, "bool": torch.bool}
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_.]{1,200}$")
+NORM_STATISTICS = (3, 4)          # batch_norm's running_mean and running_var arguments
+
+
+class BadGraph(ValueError):
+    """The exported description is not a model the grader can run (its message is ours, not the student's)."""
+
+
+# ------------------------------------------------------------------ rebuild (the grader's process)
+
+@dataclass
+class Node:
+    op: str
+    function: object
+    args: list
+    kwargs: dict
+
+
+class GraphModel(nn.Module):
+    """A model rebuilt from export_model's bytes: an nn.Module the checks can train and probe.
+
+    `parameters()` are the student's parameters (in the order the model first uses them);
+    `layers()` describes what the model really computes, operation by operation.
+    """
+
+    def __init__(self, tensors: list[tuple[str, str, torch.Tensor]], graphs: dict[str, tuple[list, object]]):
+        super().__init__()
+        self._refs = []
+        self.names = []           # the student's names for the tensors (for our messages only)
+        for i, (kind, name, value) in enumerate(tensors):
+            key = f"t{i}"
+            if kind == "parameter":
+                self.register_parameter(key, nn.Parameter(value.clone(), requires_grad=value.is_floating_point()))
+            else:
+                self.register_buffer(key, value.clone())
+            self._refs.append((kind, key))
+            self.names.append(name)
+        self.graphs = graphs
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def from_bytes(cls, blob: bytes, seed: int) -> "GraphModel":
+        """Rebuild and validate an exported model; its weights are drawn here from `seed`."""
+        if not isinstance(blob, (bytes, bytearray)) or len(blob) < 8 or len(blob) > MAX_BYTES:
+            raise BadGraph("the exported model is missing or too large")
+        length = int.from_bytes(blob[:8], "big")
+        try:
+            header = json.loads(blob[8:8 + length])
+            with np.load(io.BytesIO(blob[8 + length:]), allow_pickle=False) as arrays:
+                data = {key: arrays[key] for key in arrays.files}
+        except (ValueError, OSError, EOFError, RecursionError):
+            raise BadGraph("the exported model cannot be read") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise BadGraph("the exported model has an unknown format")
+        kinds = header.get("tensors")
+        if not isinstance(kinds, list) or len(kinds) > MAX_TENSORS:
+            raise BadGraph("the exported model's tensor list is malformed")
+        tensors, parameters = [], 0
+        for i, entry in enumerate(kinds):
+            if not (isinstance(entry, list) and len(entry) == 3 and entry[0] in ("parameter", "buffer", "constant")
+                    and isinstance(entry[1], str) and isinstance(entry[2], list) and len(entry[2]) <= 8
+                    and all(isinstance(n, int) and 0 <= n <= 2**20 for n in entry[2])):
+                raise BadGraph("the exported model's tensor list is malformed")
+            shape = tuple(entry[2])
+            if entry[0] == "parameter":
+                parameters += math.prod(shape)
+                if parameters > MAX_PARAMETERS:
+                    raise BadGraph("the exported model has too many parameters")
+                value = torch.zeros(shape)          # drawn by reinitialize below, never the student's
+            else:
+                array = data.get(f"t{i}")
+                if array is None or tuple(array.shape) != shape or array.dtype.kind not in "fiub" \
+                        or array.dtype.itemsize > 8:
+                    raise BadGraph("a tensor of the exported model is malformed")
+                value = torch.from_numpy(np.array(array))
+            name = entry[1] if SAFE_NAME.match(entry[1]) else f"tensor{i}"
+            tensors.append((entry[0], name, value))
+        graphs = {}
+        for mode in ("train", "eval"):
+            graph = (header.get("graphs") or {}).get(mode)
+            if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
+                raise BadGraph(f"the exported model has no {mode}-mode graph")
+            if len(graph["nodes"]) > MAX_NODES:
+                raise BadGraph("the exported model has too many operations")
+            nodes = []
+            for node in graph["nodes"]:
+                if not isinstance(node, dict) or node.get("op") not in OPERATIONS:
+                    op = node.get("op") if isinstance(node, dict) else None
+                    shown = op if isinstance(op, str) and SAFE_NAME.match(op) else "an unknown operation"
+                    raise BadGraph(f"the model uses {shown}, which the grader does not run")
+                args = _decode(node.get("args", []), len(nodes), len(tensors))
+                kwargs = node.get("kwargs", {})
+                if not isinstance(args, list) or not isinstance(kwargs, dict) or \
+                        not all(isinstance(k, str) and k.isidentifier() for k in kwargs):
+                    raise BadGraph("an operation's arguments are malformed")
+                kwargs = {k: _decode(v, len(nodes), len(tensors)) for k, v in kwargs.items()}
+                nodes.append(Node(node["op"], OPERATIONS[node["op"]], args, kwargs))
+            graphs[mode] = (nodes, _decode(graph.get("output"), len(nodes), len(tensors)))
+        model = cls(tensors, graphs)
+        model._check_constants()
+        model.reinitialize(seed)
+        return model
+
+    def _check_constants(self):
+        """Tensors the model carries besides its parameters and BatchNorm statistics stay tiny."""
+        statistics = set()
+        for nodes, _ in self.graphs.values():
+            for node in nodes:
+                if node.op == "aten.batch_norm.default":
+                    for position in NORM_STATISTICS:
+                        if position < len(node.args) and isinstance(node.args[position], Ref):
+                            statistics.add(node.args[position].index)
+        used = {ref.index for nodes, _ in self.graphs.values() for node in nodes
+                for ref in _refs_in(node.args, node.kwargs)}
+        loose = sum(self._tensor(i).numel() for i, (kind, _) in enumerate(self._refs)
+                    if kind != "parameter" and i not in statistics and self._tensor(i).numel() > 1)
+        if loose > MAX_CONSTANT_ELEMENTS:
+            raise BadGraph(f"the model carries {loose:,} numbers besides its parameters and "
+                           f"BatchNorm statistics (at most {MAX_CONSTANT_ELEMENTS:,} are allowed)")
+        self._used = used
+
+    def _tensor(self, index: int) -> torch.Tensor:
+        return getattr(self, self._refs[index][1])
+
+    # -- running ----------------------------------------------------------------------------
+    def forward(self, x, *, record=None):
+        nodes, output = self.graphs["train" if self.training else "eval"]
+        values = []
+        for node in nodes:
+            args = self._resolve(node.args, x, values)
+            kwargs = {k: self._resolve(v, x, values) for k, v in node.kwargs.items()}
+            if node.op in SYMBOLIC and not all(isinstance(a, (int, torch.Tensor)) for a in args):
+                raise BadGraph("a shape computation got something that is not a shape")
+            value = node.function(*args, **kwargs)
+            values.append(value)
+            if record is not None and isinstance(value, torch.Tensor):
+                record.append((node, value.clone()))  # a copy: a later in-place op (out += x) must not change it
+        return self._resolve(output, x, values)
+
+    def _resolve(self, value, x, values):
+        if isinstance(value, Ref):
+            return self._tensor(value.index)
+        if isinstance(value, Value):
+            return values[value.index]
+        if isinstance(value, Input):
+            return x
+        if isinstance(value, list):
+            return [self._resolve(v, x, values) for v in value]
+        return value
+
+    # -- what the model is ------------------------------------------------------------------
+    def layers(self, mode: str = "eval") -> list[dict]:
+        """The layers the model runs, in order: conv, bn, linear, maxpool, avgpool, relu and add.
+
+        Read from the operations themselves, so a layer that is defined but never used is not
+        here, and one that is used is here whatever it is called.
+        """
+        described = []
+        for node in self.graphs[mode][0]:
+            a = node.args
+            kind = node.op.split(".")[1]
+            if kind == "conv2d":
+                weight = self._tensor(a[1].index) if isinstance(a[1], Ref) else None
+                shape = tuple(weight.shape) if weight is not None else None
+                described.append({"kind": "conv", "out": shape and shape[0], "in": shape and shape[1],
+                                  "kernel": shape and shape[2:], "stride": _pair(a, 3, 1),
+                                  "bias": len(a) > 2 and a[2] is not None,
+                                  "weight": a[1].index if isinstance(a[1], Ref) else None})
+            elif kind == "batch_norm":
+                weight = self._tensor(a[1].index) if isinstance(a[1], Ref) else None
+                described.append({"kind": "bn", "features": None if weight is None else int(weight.numel()),
+                                  "weight": a[1].index if isinstance(a[1], Ref) else None,
+                                  "bias": a[2].index if isinstance(a[2], Ref) else None})
+            elif kind == "linear":
+                weight = self._tensor(a[1].index) if isinstance(a[1], Ref) else None
+                described.append({"kind": "linear", "in": None if weight is None else int(weight.shape[1]),
+                                  "out": None if weight is None else int(weight.shape[0])})
+            elif kind in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"):
+                described.append({"kind": "maxpool" if kind == "max_pool2d" else "avgpool"})
+            elif kind in ("relu", "relu_"):
+                described.append({"kind": "relu"})
+            elif kind in ("add", "add_") and node.op != "_operator.add":
+                described.append({"kind": "add"})
+        return described
+
+    def tensor(self, index: int) -> torch.Tensor:
+        """The parameter or buffer that layers() names by its index."""
+        return self._tensor(index)
+
+    def statistics(self) -> list[torch.Tensor]:
+        """The BatchNorm running means, in the order the model uses them."""
+        means = []
+        for node in self.graphs["train"][0]:
+            if node.op == "aten.batch_norm.default" and isinstance(node.args[3], Ref):
+                means.append(self._tensor(node.args[3].index))
+        return means
+
+    def reinitialize(self, seed: int) -> None:
+        """Fresh weights as PyTorch's layers draw them: the checks never use the student's.
+
+        Convolution and linear weights: Kaiming-uniform (a=sqrt(5)); their biases uniform in
+        +-1/sqrt(fan_in); BatchNorm scale 1, shift 0, statistics 0 and 1; any other parameter
+        uniform in +-1/sqrt(its size). So nothing learned elsewhere (or a table of answers) can
+        ride in on the weights.
+        """
+        generator = torch.Generator().manual_seed(seed)
+        roles = {}
+        for node in self.graphs["train"][0]:
+            a = node.args
+            kind = node.op.split(".")[1]
+            if kind in ("conv2d", "linear") and isinstance(a[1], Ref):
+                roles[a[1].index] = ("weight", None)
+                if len(a) > 2 and isinstance(a[2], Ref):
+                    roles[a[2].index] = ("bias", a[1].index)
+            elif kind == "batch_norm":
+                for position, role in ((1, "one"), (2, "zero"), (3, "zero"), (4, "one")):
+                    if position < len(a) and isinstance(a[position], Ref):
+                        roles[a[position].index] = (role, None)
+        with torch.no_grad():
+            for i, (kind, key) in enumerate(self._refs):
+                tensor = self._tensor(i)
+                role, weight = roles.get(i, ("other" if kind == "parameter" else None, None))
+                if role == "weight":
+                    fan_in = tensor[0].numel()
+                    bound = math.sqrt(6.0 / ((1 + 5) * fan_in))  # kaiming_uniform_(a=sqrt(5))
+                    tensor.copy_(torch.rand(tensor.shape, generator=generator) * 2 * bound - bound)
+                elif role == "bias":
+                    bound = 1 / math.sqrt(self._tensor(weight)[0].numel())
+                    tensor.copy_(torch.rand(tensor.shape, generator=generator) * 2 * bound - bound)
+                elif role == "one":
+                    tensor.fill_(1)
+                elif role == "zero":
+                    tensor.zero_()
+                elif role == "other":   # a parameter outside conv, linear and BatchNorm layers
+                    bound = 1 / math.sqrt(max(1, tensor.numel()))
+                    tensor.copy_(torch.rand(tensor.shape, generator=generator) * 2 * bound - bound)
+
+
+def _pair(args, position, default):
+    value = args[position] if len(args) > position else default
+    return tuple(value) if isinstance(value, list) else (value, value)
+
+
+@dataclass(frozen=True)
+class Ref:
+    index: int     # a parameter, buffer or constant
+
+
+@dataclass(frozen=True)
+class Value:
+    index: int     # an earlier operation's result
+
+
+@dataclass(frozen=True)
+class Input:
+    pass
+
+
+def _decode(value, nodes_so_far: int, tensors: int, depth: int = 0):
+    if depth > 8:
+        raise BadGraph("an operation's arguments are nested too deeply")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if abs(value) > 2**40:
+            raise BadGraph("an operation has an out-of-range number")
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (key, inner), = value.items()
+        if key == "list" and isinstance(inner, list) and len(inner) <= 4096:
+            return [_decode(v, nodes_so_far, tensors, depth + 1) for v in inner]
+        if key == "v" and isinstance(inner, int) and 0 <= inner < nodes_so_far:
+            return Value(inner)
+        if key == "t" and isinstance(inner, int) and 0 <= inner < tensors:
+            return Ref(inner)
+        if key == "x" and inner == 0:
+            return Input()
+        if key == "dtype" and inner in DTYPES:
+            return DTYPES[inner]
+    raise BadGraph("an operation's arguments are malformed")
+
+
+def _refs_in(args, kwargs):
+    stack = list(args) + list(kwargs.values())
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Ref):
+            yield value
+        elif isinstance(value, list):
+            stack.extend(value)
