@@ -57,7 +57,6 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute, TrustedChecks, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
-c.SandboxedExecute.timeout = 120
 c.ClearHiddenTests.enforce_metadata = False
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 # zip_collect (an LMS download): student ids from the file names of common LMS layouts.

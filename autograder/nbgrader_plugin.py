@@ -26,46 +26,11 @@ from traitlets import Float, Integer, Unicode
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
 from nbgrader import utils
 
+from autograder.cache import cache_dir, cache_get, cache_put, code_version, fingerprint  # noqa: F401
 from autograder.sandbox import RUNTIME, Limits, isolation_level, run_sandboxed
 from autograder import trusted
 from autograder.trusted import (CheckResult, course_root, lesson_path, load_checks, run_checks,
                                safe_error, safe_problem)
-
-CACHE_VARIABLE = "GRADER_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    """Where results of sandboxed runs are kept, by the hash of everything they depend on."""
-    return Path(os.environ.get(CACHE_VARIABLE) or course_root() / "grading" / ".cache")
-
-
-def fingerprint(*parts) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(json.dumps(part, sort_keys=True).encode() + b"\0")
-    return digest.hexdigest()
-
-
-def code_version(*paths: Path) -> str:
-    """Hash of the grader's own code: a change to it invalidates every cached result."""
-    return fingerprint(*[Path(p).read_text() for p in paths])
-
-
-def cache_get(kind: str, key: str):
-    path = cache_dir() / kind / f"{key}.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def cache_put(kind: str, key: str, value) -> None:
-    """Write atomically, so an interrupted run never leaves half a result behind."""
-    folder = cache_dir() / kind
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{key}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(value))
-    os.replace(temporary, folder / f"{key}.json")
 
 MAX_EXTRA_FILES_BYTES = 50 * 2**20
 OUTPUT_TYPES = {"stream", "error", "display_data", "execute_result"}
@@ -179,7 +144,7 @@ class SandboxedExecute(Execute):
             if cell.cell_type == "code":
                 cell.outputs = []
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
-        header = {"timeout": self.timeout or 120, "kernel": kernel}
+        header = {"timeout": self.timeout, "kernel": kernel}  # c.Execute.timeout, said once in nbgrader_config.py
         files = self._extra_files(resources.get("metadata", {}).get("path"))
         key = fingerprint([(c.cell_type, c.source) for c in visible.cells], header,
                           dataclasses.asdict(self.limits()),

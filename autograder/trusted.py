@@ -263,11 +263,19 @@ def judge(check: Check, records, inputs, context, cell_errors, run, cells=()) ->
 
 
 MAX_MODEL_BYTES = 64 * 2**20
+MODEL_CACHE_VARIABLE = "GRADER_MODEL_CACHE_DIR"
+
+
+def model_cache() -> Path:
+    """Where checks whose result depends on the model alone keep it (Check.by_model)."""
+    from autograder.cache import cache_dir
+
+    return Path(os.environ.get(MODEL_CACHE_VARIABLE) or cache_dir() / "by-model")
 
 
 def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
                         limits: Limits | None = None, seed: int | None = None,
-                        timeout_scale: float = 1.0) -> dict[str, CheckResult]:
+                        timeout_scale: float = 1.0, threads: int = 1) -> dict[str, CheckResult]:
     """The checks of an Assignment (autograder/assignment.py), across the trust boundary.
 
     1. The sandbox runs the answer cells and exports the models the checks need
@@ -278,12 +286,14 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
     seed = submission_seed(lesson.name, student) if seed is None else seed
     limits = limits or Limits()
     cell_timeout = max(5, int(lesson.cell_timeout * timeout_scale))
-    header = {"preamble": lesson.preamble, "cell_timeout": cell_timeout,
+    build_timeout = max(5, int(lesson.build_timeout * timeout_scale))
+    header = {"preamble": lesson.preamble, "cell_timeout": cell_timeout, "build_timeout": build_timeout,
               "cells": [[grade_id, answers.get(grade_id, "")] for grade_id in lesson.answer_cells],
               "builds": [build.spec() for build in lesson.builds()]}
     builds = len(header["builds"])
     export_limits = dataclasses.replace(
-        limits, wall_seconds=min(limits.wall_seconds, cell_timeout * (len(lesson.answer_cells) + builds) + 60),
+        limits, wall_seconds=min(limits.wall_seconds,
+                                 cell_timeout * len(lesson.answer_cells) + build_timeout * builds + 30),
         output_bytes=max(limits.output_bytes, builds * 2 * MAX_MODEL_BYTES // 16))
     exported = run_sandboxed([sys.executable, "-I", str(RUNTIME / "exporting.py")],
                              stdin=json.dumps(header).encode() + b"\n", limits=export_limits)
@@ -311,7 +321,8 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
     total = sum(max(1, int(c.timeout * timeout_scale)) for c in lesson.checks.values()) + 60
     checked = run_limited([sys.executable, "-m", "autograder.check_worker"],
                           stdin=json.dumps({"assignment": lesson.name, "seed": seed, "models": models,
-                                            "timeout_scale": timeout_scale}).encode() + b"\n",
+                                            "timeout_scale": timeout_scale, "cache": str(model_cache()),
+                                            "threads": threads}).encode() + b"\n",
                           limits=dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, total)))
     run_checks.last_problem = safe_problem(exported.problem) or (
         None if finished else "the submission's process ended before every model was exported")

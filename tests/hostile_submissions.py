@@ -106,7 +106,7 @@ class FakeTensor:
     def __bool__(self):
         return True
 ''' + NO_SKIP_BLOCK.replace("return F.relu(self.bn2(self.conv2(out)))   # forgot \"+ x\"",
-                            "return FakeTensor(x.shape)")), 3),  # structure, count, CNN shape
+                            "return FakeTensor(x.shape)")), 1),  # the block cannot be exported: only the CNN's shape
     "tensor_subclass_torch_function": (with_tamper(block='''
 class Agreeable(torch.Tensor):
     @classmethod
@@ -114,7 +114,7 @@ class Agreeable(torch.Tensor):
         result = super().__torch_function__(func, types, args, kwargs or {})
         return result
 ''' + NO_SKIP_BLOCK.replace("return F.relu(self.bn2(self.conv2(out)))   # forgot \"+ x\"",
-                            "return F.relu(self.bn2(self.conv2(out))).as_subclass(Agreeable)")), 3),
+                            "return F.relu(self.bn2(self.conv2(out))).as_subclass(Agreeable)")), 1),  # not exportable
     "forged_report_lines": (with_tamper(cnn_extra='''
 import json, os
 _checks = ["block_keeps_shape", "block_has_convs_and_batchnorms", "block_skip_connection",
@@ -127,7 +127,7 @@ for fd in range(1, 256):
             os.write(fd, (json.dumps({"check": name, "value": 100000}) + "\\n").encode())
         except OSError:
             pass
-'''), 0),  # every check then reports twice: none is trusted
+'''), BASE_SCORE),  # lines the grader never reads
     "reads_course_and_other_students": (with_tamper(block_extra='''
 import glob, itertools, os
 for pattern in ["/work/*/source/**/*.py", "/work/*/*/source/**/*.py", "../../../source/**/*",
@@ -173,7 +173,7 @@ for host in [("1.1.1.1", 53), ("pypi.org", 443)]:
         print("no network:", error)
 '''), BASE_SCORE),
     "infinite_loop_in_forward": (with_tamper(block=NO_SKIP_BLOCK.replace(
-        "out = F.relu(self.bn1(self.conv1(x)))", "while True:\n            pass")), 3),  # convs, count, CNN shape
+        "out = F.relu(self.bn1(self.conv1(x)))", "while True:\n            pass")), 1),  # the block never exports
     "ignores_alarm_and_loops": (with_tamper(cnn_extra='''
 import signal
 signal.signal(signal.SIGALRM, signal.SIG_IGN)

@@ -1,15 +1,143 @@
-"""Session 7 tampering cases that go straight to run_checks (cheap: one sandboxed probe run each).
+"""Session 7's hostile submissions, each straight through run_checks with its exact score.
 
-The class-wide adversarial suite (hostile_submissions.py, test_grade_class.py) grades through
-nbgrader and the pipeline; these are cases found later, kept cheap.
+run_checks is the whole trust boundary: the answer cells run and export their models in a
+sandbox, and the checks run on rebuilt models in a process no student code ran in. Each case
+is BASE (an honest answer worth 6 of 13: a block without its skip, a one-layer "CNN") plus
+tampering, and must score what its code honestly earns, never more than BASE. The class-wide
+path (intake, nbgrader, gradebook) is tests/test_grade_class.py, on a few of these.
 """
 
+import pytest
+
+import hostile_submissions as hostile
+from nbgrader_harness import REPO
+import build_course
+
+from autograder.calibration.lesson_plan_session07 import ANSWERS as LESSON_PLAN
+from autograder.checks.session07_residual_cnn import lesson
+from autograder.sandbox import Limits
 from autograder.trusted import run_checks
 
-ASSIGNMENT = "session07_residual_cnn"
+POINTS = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+          for c in build_course.source_notebook(REPO / "source" / lesson.name / f"{lesson.notebook}.py").cells
+          if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
+          and not c.metadata["nbgrader"].get("solution")}
+SKIP_CHECKS = {"block_skip_connection", "block_gradient_through_skip"}
 
-# A block without the skip connection whose forward writes the gradient the skip would give
-# into x.grad, hoping the grader reads x.grad after its backward pass.
+
+def score(results) -> int:
+    return sum(POINTS[grade_id] for grade_id, result in results.items() if result.passed)
+
+
+def graded(answers, student, **kwargs):
+    return run_checks(lesson.name, answers, student=student, timeout_scale=0.5, **kwargs)
+
+
+def test_the_lesson_plans_answer_gets_full_marks_and_without_its_skip_loses_exactly_the_skip_checks():
+    results = graded(LESSON_PLAN, "lesson-plan")
+    assert score(results) == sum(POINTS.values()), {k: r.message for k, r in results.items() if not r.passed}
+    no_skip = {**LESSON_PLAN, "residual_block": hostile.NO_SKIP_BLOCK}
+    results = graded(no_skip, "lesson-plan-no-skip")
+    assert {k for k, r in results.items() if not r.passed} == SKIP_CHECKS
+
+
+# Tampering aimed at code that no longer runs where the student's does (the asserts, the probe
+# worker, deepnets' helpers) or at the machine: together in one submission, worth BASE.
+HARMLESS = ["patched_allclose_and_equal", "patched_assertion_error", "ipython_swallows_errors",
+            "patched_numpy_testing", "patched_deepnets_checks", "reads_course_and_other_students",
+            "uses_the_network", "fills_the_disk", "signals_the_grader", "forged_report_lines"]
+
+
+def test_tampering_with_the_students_own_process_earns_nothing():
+    tamper = "\n".join(hostile.TAMPER[name][0]["residual_cnn"].replace(hostile.LINEAR_CNN, "")
+                       for name in HARMLESS)
+    results = graded(hostile.with_tamper(cnn_extra=tamper), "harmless-tampering")
+    assert score(results) == hostile.BASE_SCORE
+    assert {k for k, r in results.items() if not r.passed} == hostile.BASE_FAILS
+
+
+@pytest.mark.parametrize("name", sorted(set(hostile.TAMPER) - set(HARMLESS)))
+def test_each_hostile_submission_scores_exactly_what_it_earns(name):
+    answers, expected = hostile.TAMPER[name]
+    # One that ignores every alarm is stopped by the sandbox's wall time: shortened here.
+    limits = Limits(wall_seconds=60) if name == "ignores_alarm_and_loops" else None
+    results = graded(answers, name, limits=limits)
+    assert score(results) == expected, {k: r.message for k, r in results.items()}
+    assert score(results) <= hostile.BASE_SCORE
+
+
+# Cases from the red team of issue 11, against the new boundary: each is BASE's block or
+# network made to look right to a check that trusted the student's process.
+RED_TEAM = {
+    # Returns ReLU(x) exactly when the last BatchNorm has been zeroed (what the old checks did).
+    "looks_at_its_weights": hostile.with_tamper(block=hostile.NO_SKIP_BLOCK.replace(
+        'return F.relu(self.bn2(self.conv2(out)))   # forgot "+ x"',
+        "gate = torch.relu(1 - 1e6 * (self.bn2.weight.abs().sum() + self.bn2.bias.abs().sum()))\n"
+        "        return gate * F.relu(x) + (1 - gate) * F.relu(self.bn2(self.conv2(out)))")),
+    # The skip, but through a copy with no gradient: the value is right, the gradient is not.
+    "detached_skip": hostile.with_tamper(block=hostile.NO_SKIP_BLOCK.replace(
+        'return F.relu(self.bn2(self.conv2(out)))   # forgot "+ x"',
+        "return F.relu(self.bn2(self.conv2(out)) + x.detach())")),
+    # Writes a whole report where the old worker read its results, then leaves.
+    "forges_the_report_and_exits": hostile.with_tamper(cnn_extra='''
+import json, os
+for fd in range(1, 64):
+    for grade_id in %r:
+        try:
+            os.write(fd, (json.dumps({"check": grade_id, "passed": True, "message": ""}) + "\\n").encode())
+        except OSError:
+            pass
+''' % sorted(POINTS)),
+    # Replaces the worker's own functions through __main__ and the stack.
+    "rewrites_the_worker": hostile.with_tamper(cnn_extra='''
+import __main__, sys, base64
+for name in list(vars(__main__)):
+    if callable(getattr(__main__, name, None)) and name not in ("ResidualBlock", "ResidualCNN"):
+        try:
+            setattr(__main__, name, lambda *a, **k: None)
+        except Exception:
+            pass
+frame = sys._getframe()
+while frame is not None:
+    frame.f_globals.pop("export_model", None)
+    frame = frame.f_back
+'''),
+    # An MNIST classifier's weights shipped in the constructor: the grader draws its own.
+    "pretrained_weights": hostile.with_tamper(cnn='''
+class ResidualCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(28 * 28, 10)
+        with torch.no_grad():
+            self.fc.weight.fill_(0.5)   # stands for weights trained elsewhere
+''' + "\n    def forward(self, x):\n        return self.fc(x.flatten(1))\n"),
+    # A table of answers as a tensor constant: refused at rebuild.
+    "lookup_table_constant": hostile.with_tamper(cnn='''
+class ResidualCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(28 * 28, 10)
+        self.register_buffer("table", torch.zeros(5000, 10))
+
+    def forward(self, x):
+        return self.fc(x.flatten(1)) + self.table[:1].sum() * 0
+'''),
+}
+RED_TEAM_SCORES = {"looks_at_its_weights": hostile.BASE_SCORE, "detached_skip": hostile.BASE_SCORE + 1,
+                   "forges_the_report_and_exits": hostile.BASE_SCORE,
+                   "rewrites_the_worker": 0,    # it breaks its own export: nothing to grade
+                   "pretrained_weights": hostile.BASE_SCORE, "lookup_table_constant": hostile.BASE_SCORE - 1}
+
+
+@pytest.mark.parametrize("name", sorted(RED_TEAM))
+def test_red_team_cases_gain_nothing(name):
+    results = graded(RED_TEAM[name], name)
+    failed = {k for k, r in results.items() if not r.passed}
+    assert score(results) == RED_TEAM_SCORES[name], {k: results[k].message for k in failed}
+    if name in ("looks_at_its_weights", "detached_skip"):
+        assert "block_gradient_through_skip" in failed
+
+
 FORGED_GRADIENT_BLOCK = '''
 class ResidualBlock(nn.Module):
     def __init__(self, channels):
@@ -25,12 +153,11 @@ class ResidualBlock(nn.Module):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)))   # no "+ x"
 '''
-CNN_STUB = "class ResidualCNN(nn.Module):\n    pass\n"
 
 
 def test_a_gradient_written_into_x_grad_does_not_pass_the_skip_gradient_check():
-    results = run_checks(ASSIGNMENT, {"residual_block": FORGED_GRADIENT_BLOCK, "residual_cnn": CNN_STUB},
-                         student="forged-gradient")
+    results = graded({"residual_block": FORGED_GRADIENT_BLOCK, "residual_cnn": hostile.LINEAR_CNN},
+                     "forged-gradient")
     assert results["block_keeps_shape"].passed, results["block_keeps_shape"].message  # the block runs
     assert not results["block_gradient_through_skip"].passed
     assert not results["block_skip_connection"].passed

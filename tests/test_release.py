@@ -1,5 +1,6 @@
 """release/ and notebooks/ are exactly what source/ generates, and release/ gives nothing away."""
 
+import subprocess
 import shutil
 import sys
 from pathlib import Path
@@ -82,5 +83,30 @@ def test_release_holds_no_solution_and_no_hidden_test(lesson):
 
 
 def test_generated_source_notebooks_are_not_committed():
-    ignored = (REPO / ".gitignore").read_text()
-    assert "source/*/*.ipynb" in ignored
+    """source/*/*.ipynb are built from the .py lessons: git neither tracks nor would add them."""
+    tracked = subprocess.run(["git", "ls-files", "source"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tracked and not [path for path in tracked if path.endswith(".ipynb")]
+    generated = sorted(str(p.relative_to(REPO)) for p in (REPO / "source").glob("*/*.ipynb"))
+    if generated:
+        ignored = subprocess.run(["git", "check-ignore", *generated], cwd=REPO, capture_output=True, text=True)
+        assert ignored.stdout.split() == generated
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_each_parts_stated_points_are_the_sum_of_its_cells(lesson):
+    """A heading "## Part A: ... (7 points)" says what its graded cells add up to."""
+    import re
+
+    heading = re.compile(r"^#+ (Part [A-Z0-9]+)\b.*\((\d+) points?\)", re.M)
+    stated, summed, part = {}, {}, None
+    for cell in build_course.source_notebook(lesson).cells:
+        found = heading.search(cell.source) if cell.cell_type == "markdown" else None
+        if found:
+            part = found.group(1)
+            stated[part] = int(found.group(2))
+            summed[part] = 0
+        points = cell.metadata.get("nbgrader", {}).get("points")
+        if part and points:
+            summed[part] += points
+    assert stated == summed

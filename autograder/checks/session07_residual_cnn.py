@@ -208,7 +208,7 @@ def cnn_gradient_reaches_first_layer(models, rng):
     assert not silent, f"{silent} parameter tensors get no gradient: layers created but not used in forward"
 
 
-@lesson.check("cnn_learns_mnist", builds=[CNN], timeout=300,
+@lesson.check("cnn_learns_mnist", builds=[CNN], timeout=300, by_model=True,
               hint="If the other checks pass, look for a missing ReLU or BatchNorm, or an input that is cut.")
 def cnn_learns_mnist(models, rng):
     from autograder.policy import controlled_accuracy

@@ -1,7 +1,7 @@
 """Inside the sandbox: run the student's answer cells, then export the models the checks need.
 
 This is the only thing the student's process does for a grade. It reads one JSON line,
-    {"preamble": code, "cells": [[grade_id, code], ...], "cell_timeout": s,
+    {"preamble": code, "cells": [[grade_id, code], ...], "cell_timeout": s, "build_timeout": s,
      "builds": [{"key": k, "class": "ResidualBlock", "args": [8], "example": [2, 8, 10, 10]}, ...]}
 and writes JSON lines to the stdout it started with:
     {"cell": grade_id, "ok": true} | {"cell": grade_id, "error": "Type (in your cell c, line n)"}
@@ -192,15 +192,22 @@ def main():
         except BaseException as error:  # noqa: B036 (SystemExit too: it is the student's)
             signal.alarm(0)
             emit({"cell": grade_id, "error": describe_error(error)})
+    build_timeout = int(header.get("build_timeout", 20))
+    too_slow = set()             # classes that already ran past their time: not tried again
     for spec in header["builds"]:
+        if spec["class"] in too_slow:
+            emit({"build": spec["key"], "error": f"CellTimeout: an earlier {spec['class']} took too long"})
+            continue
         try:
-            signal.alarm(timeout)
+            signal.alarm(build_timeout)
             model, example = build(student, spec)
             blob = export_model(model, example)
             signal.alarm(0)
             emit({"build": spec["key"], "model": base64.b64encode(blob).decode()})
         except BaseException as error:  # noqa: B036
             signal.alarm(0)
+            if isinstance(error, CellTimeout):
+                too_slow.add(spec["class"])
             emit({"build": spec["key"], "error": describe_error(error)})
     emit({"done": True})
     os._exit(0)  # skip interpreter teardown: the student's atexit hooks do not run

@@ -1,0 +1,176 @@
+"""The trust boundary's rebuild: exported models run as they did, and nothing else gets through."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autograder.calibration.lesson_plan_session07 import ANSWERS
+from autograder.graphs import MAX_CONSTANT_ELEMENTS, BadGraph, GraphModel
+from autograder.sandbox_runtime.exporting import export_model, serialize
+
+
+@pytest.fixture(scope="module")
+def lesson_plan():
+    namespace = {"nn": nn, "F": F, "torch": torch}
+    for source in ANSWERS.values():
+        exec(source, namespace)
+    return namespace
+
+
+def copy_weights_into(module: nn.Module, model: GraphModel) -> None:
+    """The rebuilt model's weights into `module`, matched by the student's own names."""
+    state = dict(module.state_dict())
+    for index, name in enumerate(model.names):
+        if name in state:
+            state[name] = model.tensor(index).detach().clone()
+    module.load_state_dict(state)
+
+
+@pytest.mark.parametrize("build, shape", [(("ResidualBlock", 8), (4, 8, 10, 10)),
+                                          (("ResidualCNN",), (4, 1, 28, 28))])
+def test_a_rebuilt_model_computes_what_the_module_computes_in_both_modes(lesson_plan, build, shape):
+    module = lesson_plan[build[0]](*build[1:])
+    model = GraphModel.from_bytes(export_model(module, torch.randn(*shape)), seed=3)
+    copy_weights_into(module, model)
+    x = torch.randn(3, *shape[1:])          # another batch size than the export's
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), module.eval()(x), atol=1e-5)
+        assert torch.allclose(model.train()(x), module.train()(x), atol=1e-5)
+    for ours, theirs in zip(model.statistics(), [b for n, b in module.named_buffers() if n.endswith("running_mean")]):
+        assert torch.allclose(ours, theirs)   # BatchNorm's running statistics moved alike
+
+
+def test_weights_never_come_from_the_student(lesson_plan):
+    module = lesson_plan["ResidualBlock"](4)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.fill_(7.0)
+    blob = export_model(module, torch.randn(2, 4, 6, 6))
+    assert np.float32(7.0).tobytes() * 4 not in blob              # parameters travel as shapes only
+    first, again, other = (GraphModel.from_bytes(blob, seed=s) for s in (1, 1, 2))
+    assert not any((p == 7).any() for p in first.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(first.parameters(), other.parameters()))
+
+
+def test_layers_are_what_runs_not_what_is_declared():
+    class Decoys(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+            self.unused = nn.ModuleList([nn.Conv2d(3, 3, 3) for _ in range(5)])
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return F.relu(self.bn(self.conv(x)) + x)
+
+    layers = GraphModel.from_bytes(export_model(Decoys(), torch.randn(2, 3, 5, 5)), seed=0).layers()
+    assert [layer["kind"] for layer in layers] == ["conv", "bn", "add", "relu"]
+
+
+def test_a_branch_on_the_weights_cannot_be_exported():
+    class LooksAtItsWeights(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            if self.bn.weight.abs().sum() == 0:
+                return F.relu(x)
+            return F.relu(self.bn(x))
+
+    with pytest.raises(Exception):
+        export_model(LooksAtItsWeights(), torch.randn(2, 3, 4, 4))
+
+
+def test_operations_off_the_list_are_refused_by_name():
+    class Sorts(nn.Module):
+        def forward(self, x):
+            return x.sort(dim=1).values
+
+    with pytest.raises(BadGraph, match="aten.sort.default, which the grader does not run"):
+        GraphModel.from_bytes(export_model(Sorts(), torch.randn(2, 3, 4, 4)), seed=0)
+
+
+def test_a_table_carried_as_a_constant_is_refused():
+    class Table(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 10)
+            self.register_buffer("answers", torch.zeros(MAX_CONSTANT_ELEMENTS + 1))
+
+        def forward(self, x):
+            return self.fc(x) + self.answers[:10]
+
+    with pytest.raises(BadGraph, match="numbers besides its parameters"):
+        GraphModel.from_bytes(export_model(Table(), torch.randn(2, 4)), seed=0)
+
+
+def header_and_arrays(blob: bytes):
+    length = int.from_bytes(blob[:8], "big")
+    return json.loads(blob[8:8 + length]), blob[8 + length:]
+
+
+def with_header(header, arrays: bytes) -> bytes:
+    data = json.dumps(header).encode()
+    return len(data).to_bytes(8, "big") + data + arrays
+
+
+def test_hand_written_descriptions_are_checked_before_anything_runs(lesson_plan):
+    blob = export_model(lesson_plan["ResidualBlock"](2), torch.randn(2, 2, 4, 4))
+    header, arrays = header_and_arrays(blob)
+
+    def tampered(change):
+        copy = json.loads(json.dumps(header))
+        change(copy)
+        return with_header(copy, arrays)
+
+    def python_call(h):
+        h["graphs"]["eval"]["nodes"][0]["op"] = "builtins.eval"
+
+    def reads_later_value(h):
+        h["graphs"]["eval"]["nodes"][0]["args"] = [{"v": 5}]
+
+    def pickled_tensor(h):
+        h["tensors"][0][2] = [2**21, 2**21]
+
+    def huge_parameter(h):
+        h["tensors"] = [["parameter", "w", [2**20, 2**20, 2**20]]] + h["tensors"][1:]
+
+    def weird_name(h):
+        h["graphs"]["eval"]["nodes"][0]["kwargs"] = {"__import__('os')": 1}
+
+    cases = [b"", b"\x00" * 7, b"garbage" * 10, blob[:len(blob) // 2], tampered(python_call),
+             tampered(reads_later_value), tampered(pickled_tensor), tampered(huge_parameter),
+             tampered(weird_name), tampered(lambda h: h.update(format="pickle"))]
+    for case in cases:
+        with pytest.raises(BadGraph):
+            GraphModel.from_bytes(case, seed=0)
+
+
+def test_an_object_array_is_never_unpickled():
+    header = {"format": "deepnets-graph-1", "tensors": [["buffer", "b", [1]]],
+              "graphs": {m: {"nodes": [], "output": {"x": 0}} for m in ("train", "eval")}}
+    arrays = io.BytesIO()
+    np.savez(arrays, t0=np.array([object()], dtype=object))
+    with pytest.raises(BadGraph):
+        GraphModel.from_bytes(with_header(header, arrays.getvalue()), seed=0)
+
+
+def test_serialize_is_what_export_model_writes(lesson_plan):
+    """The one format: export_model is torch.export plus serialize, nothing else."""
+    from torch.export import Dim, export
+
+    module = lesson_plan["ResidualBlock"](2)
+    x = torch.randn(2, 2, 4, 4)
+    dims = ({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},)
+    programs = {}
+    for mode in ("train", "eval"):
+        module.train(mode == "train")
+        programs[mode] = export(module, (x,), dynamic_shapes=dims, strict=False)
+    assert header_and_arrays(serialize(programs))[0] == header_and_arrays(export_model(module, x))[0]
