@@ -177,6 +177,9 @@ def _worker_setup() -> None:
     die_with_parent()  # an interrupted run takes its workers (and their sandboxes) with it
 
 
+from autograder.nbgrader_plugin import hand_over  # noqa: E402
+
+
 def prepare(course: str, assignment: str, student: str, notebook: str, env: dict,
             db_url: str | None) -> dict:
     """The expensive part of grading one submission (sandboxed run and trusted checks), cached.
@@ -204,9 +207,12 @@ def prepare(course: str, assignment: str, student: str, notebook: str, env: dict
             cell.cell_type = originals[meta["grade_id"]].cell_type
     resources = {"nbgrader": {"assignment": assignment, "student": student, "notebook": notebook},
                  "metadata": {"path": str(folder)}, "unique_key": notebook}
+    from autograder.nbgrader_plugin import HANDOVER
+
+    HANDOVER.clear()
     nb, resources = SandboxedExecute(config=config).preprocess(nb, resources)
     TrustedChecks(config=config).preprocess(nb, resources)
-    return {"student": student, "seconds": time.monotonic() - start}
+    return {"student": student, "seconds": time.monotonic() - start, "results": HANDOVER.get("made", {})}
 
 
 class LocalPool:
@@ -298,6 +304,9 @@ def record_for(writer: Writer, course: Path, assignment: str, notebook: str, stu
         reasons.append(f"the notebook's run was stopped: {problem}")
     if grading.get("checks_problem"):
         reasons.append(grading["checks_problem"])
+    if grading.get("recomputed"):
+        reasons.append("the worker's results were not used: the writer graded it again "
+                       f"({', '.join(grading['recomputed'])})")
     if not ok:
         reasons.append(f"nbgrader autograde failed: {error.strip().splitlines()[-1] if error.strip() else '?'}")
     grades = []
@@ -402,9 +411,12 @@ def grade_class(course: Path, assignment: str, *, zip_path: Path | None = None,
             for future in pool.as_completed(list(futures)):
                 student = futures[future]
                 try:
-                    timings[student] = future.result()["seconds"]
-                except Exception as error:  # the writer's autograde redoes the work
+                    prepared = future.result()
+                    timings[student] = prepared["seconds"]
+                    hand_over(student, prepared["results"])   # what the writer's autograde uses
+                except Exception as error:  # the writer's autograde redoes the work, and says so
                     log(f"{student}: work failed on the worker ({type(error).__name__}: {error})")
+                    hand_over(student, {})
                 try:
                     ok, error = writer.autograde(assignment, student)
                 except Exception as failure:  # recorded as "not graded" for review; the class goes on

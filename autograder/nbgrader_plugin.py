@@ -32,6 +32,28 @@ from autograder import trusted
 from autograder.trusted import (CheckResult, course_root, lesson_path, load_checks, run_checks,
                                safe_error, safe_problem)
 
+# Results handed from a class run's worker to its writer (autograder/grade_class.py): what the
+# worker computed for a submission, by the key of everything it depends on. The writer's
+# `nbgrader autograde` uses them when the key is the same; on a miss it computes afresh and
+# the record says so (grading_recomputed), never silently.
+HANDOVER: dict = {}
+
+
+def hand_over(student: str, results: dict) -> None:
+    HANDOVER.setdefault("given", {})[student] = results
+
+
+def handed_over(kind: str, resources, key: str):
+    given = HANDOVER.get("given", {}).get(resources.get("nbgrader", {}).get("student"), {})
+    found = given.get(kind)
+    return found[1] if found and found[0] == key else None
+
+
+def note_recomputed(nb, resources, kind: str) -> None:
+    if resources.get("nbgrader", {}).get("student") in HANDOVER.get("given", {}):
+        nb.metadata.setdefault("grading", {}).setdefault("recomputed", []).append(kind)
+
+
 MAX_EXTRA_FILES_BYTES = 50 * 2**20
 OUTPUT_TYPES = {"stream", "error", "display_data", "execute_result"}
 
@@ -150,14 +172,16 @@ class SandboxedExecute(Execute):
                           dataclasses.asdict(self.limits()),
                           {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
                           code_version(RUNTIME / "run_notebook.py", Path(__file__)))
-        cached = cache_get("execute", key)
+        cached = handed_over("execute", resources, key) or cache_get("execute", key)
         if cached is None:
+            note_recomputed(nb, resources, "execute")
             run = run_sandboxed([sys.executable, "-I", str(RUNTIME / "run_notebook.py")],
                                 stdin=json.dumps(header).encode() + b"\n" + nbformat.writes(visible).encode(),
                                 limits=self.limits(), files=files, with_data=True)
             cached = {"stdout": run.stdout.decode("utf-8", "replace"), "problem": run.problem,
                       "isolation": run.isolation, "seconds": round(run.seconds, 1)}
             cache_put("execute", key, cached)
+        HANDOVER.setdefault("made", {})["execute"] = (key, cached)
         finished, stopped = set(), None
         for line in cached["stdout"].split("\n"):
             try:
@@ -211,6 +235,7 @@ class TrustedChecks(NbGraderPreprocessor):
                       "'kernel' (keep the in-kernel verdict: only for trusted students).").tag(config=True)
 
     def preprocess(self, nb, resources):
+        self._nb, self._resources = nb, resources
         info = resources["nbgrader"]
         assignment, student, notebook = info["assignment"], info["student"], info["notebook"]
         module = load_checks(assignment)
@@ -254,13 +279,15 @@ class TrustedChecks(NbGraderPreprocessor):
                           self.probe_timeout_scale, os.environ.get("GRADER_SECRET", ""),
                           code_version(Path(module.__file__), lesson_path(assignment),
                                        Path(trusted.__file__), RUNTIME / "probe_worker.py"))
-        cached = cache_get("checks", key)
+        cached = handed_over("checks", self._resources, key) or cache_get("checks", key)
         if cached is None:
+            note_recomputed(self._nb, self._resources, "checks")
             results = run_checks(assignment, answers, student=student, limits=limits,
                                  timeout_scale=self.probe_timeout_scale)
             cached = {"results": {grade_id: dataclasses.asdict(r) for grade_id, r in results.items()},
                       "problem": run_checks.last_problem}
             cache_put("checks", key, cached)
+        HANDOVER.setdefault("made", {})["checks"] = (key, cached)
         return ({grade_id: CheckResult(**value) for grade_id, value in cached["results"].items()},
                 cached["problem"])
 

@@ -73,7 +73,10 @@ def lesson_path(assignment: str) -> Path:
 
 
 def load_checks(assignment: str):
-    """The module autograder/checks/<assignment>.py, or None when the assignment has none."""
+    """The module autograder/checks/<assignment>.py (or the course's own), None when there is none."""
+    import autograder.checks
+
+    autograder.checks.find_course_checks()
     try:
         return importlib.import_module(f"autograder.checks.{assignment}")
     except ModuleNotFoundError as error:

@@ -14,8 +14,7 @@ from nbconvert import HTMLExporter
 
 from autograder import report
 from autograder.nbgrader_plugin import NOT_SHOWN, sanitize_markdown_cells, sanitized_outputs
-from autograder.sandbox import SandboxResult
-from autograder.trusted import Check, judge, safe_error, safe_problem
+from autograder.trusted import safe_error, safe_problem
 
 SCRIPT = "<script>alert('xss')</script>"
 IMG = "<img src=x onerror=alert(1)>"
@@ -145,23 +144,6 @@ def test_exception_text_never_reaches_feedback(raised, shown):
     assert safe_error(raised, cells=("residual_block",)) == shown
 
 
-def test_a_check_that_raises_its_inputs_is_told_only_the_type():
-    check = Check("block_keeps_shape", probe=None, judge=lambda value, inputs, context: None,
-                  hint="keep padding=1")
-    run = SandboxResult(1, b"", f"{HIDDEN}\n".encode(), 1.0)
-    results = [
-        judge(check, [{"check": "block_keeps_shape", "error": f"ValueError: {HIDDEN} {PROBE_SOURCE}"}],
-              {}, {}, {}, run, ("residual_block",)),
-        judge(check, [], {}, {}, {"residual_block": f"OSError: {PROBE_SOURCE}"}, run, ("residual_block",)),
-        judge(check, [], {}, {}, {}, SandboxResult(3, b"", f"{PROBE_SOURCE}\n".encode(), 1.0), ()),
-    ]
-    assert [r.message for r in results] == [
-        "your code raised ValueError", "not checked: your cell residual_block raised OSError",
-        "not checked: the process exited with status 3"]
-    for result in results:
-        assert "0.73" not in result.feedback() and "probe_skip" not in result.feedback()
-
-
 def test_a_sandbox_problem_loses_what_the_process_printed():
     assert safe_problem(f"the process exited with status 1 ({PROBE_SOURCE})") == "the process exited with status 1"
     assert safe_problem("stopped by the grader: wall time over 150 s") == "stopped by the grader: wall time over 150 s"
@@ -194,25 +176,15 @@ class ResidualCNN(nn.Module):
 
 
 def test_a_submission_that_raises_its_hidden_inputs_gets_only_exception_types_back():
-    """Through the real sandboxed probes: every failure names a type, no number, no source."""
+    """Through the real sandbox: every failure names a type and a place, no number, no source."""
     import re
 
     from autograder.trusted import run_checks
 
     results = run_checks("session07_residual_cnn", {"residual_block": LEAKING_BLOCK, "residual_cnn": LEAKING_CNN},
                          student="leaks-inputs")
-    raised_in_cnn = "your code raised RuntimeError in your cell residual_cnn, line 5"
-    assert {grade_id: result.message for grade_id, result in results.items()} == {
-        "block_keeps_shape": "your code raised ValueError",
-        "block_has_convs_and_batchnorms": "expected 2 Conv2d layers, found 0",
-        "block_skip_connection": "your code raised AssertionError",       # a probe's own assert
-        "block_gradient_through_skip": "your code raised AssertionError",
-        "block_relu_after_addition": "your code raised ValueError",
-        "block_batchnorm_train_vs_eval": "your code raised ValueError",
-        "block_skip_is_identity": "ResidualBlock(4) has 0 parameters; two 3x3 convs and two BatchNorms "
-                                  "have 304 (or 312 with conv biases)",
-        "cnn_output_shape": raised_in_cnn, "cnn_parameter_count": raised_in_cnn,
-        "cnn_built_from_residual_blocks": raised_in_cnn, "cnn_gradient_reaches_first_layer": raised_in_cnn,
-        "cnn_learns_mnist": raised_in_cnn}
-    for result in results.values():
+    shown = re.compile(r"^not checked: building (ResidualBlock\(\d+\)|ResidualCNN\(\)) failed: it raised "
+                       r"(ValueError in your cell residual_block|RuntimeError in your cell residual_cnn), line \d+$")
+    for grade_id, result in results.items():
+        assert shown.match(result.message), (grade_id, result.message)
         assert not re.search(r"\d\.\d{3}|def |f_locals|array\(", result.feedback()), result.feedback()

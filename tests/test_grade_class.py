@@ -28,8 +28,12 @@ c.SandboxedExecute.output_mb = 4
 c.TrustedChecks.probe_timeout_scale = 0.5
 c.TrustedChecks.wall_seconds = 150
 """
-HIDDEN_TEST_LINES = ["controlled_accuracy(ResidualCNN, seed=0)", "zeroed(-x.abs() - 0.1)",
-                     "BEGIN HIDDEN TESTS", "BEGIN SOLUTION"]
+HIDDEN_TEST_LINES = ['lesson.verify("', "from autograder.checks", "BEGIN HIDDEN TESTS", "BEGIN SOLUTION"]
+# The class: honest submissions and the hostile ones whose harm is to the class (its time, its
+# output, its processes, its files); every hostile case's exact score is also proven cheaply,
+# straight through the checks, in test_hostile_session07_direct.py.
+CLASS_HOSTILE = ["fork_bomb", "kills_own_process", "prints_gigabytes", "ignores_alarm_and_loops",
+                 "reads_course_and_other_students", "uses_the_network"]
 
 
 # Canvas's flat file names carry the student's Canvas id, and students are keyed by it.
@@ -75,7 +79,7 @@ def hostile_class(tmp_path_factory):
     with zipfile.ZipFile(download, "w") as archive:
         honest = {"solution": (solution_answers(ASSIGNMENT, NOTEBOOK), 13),
                   "base": (hostile.BASE, hostile.BASE_SCORE)}
-        for name, (answers, score) in {**honest, **hostile.TAMPER}.items():
+        for name, (answers, score) in {**honest, **{n: hostile.TAMPER[n] for n in CLASS_HOSTILE}}.items():
             notebook = nbformat.writes(fill_answers(release, answers))
             if name in CANVAS_IDS:                 # Canvas's flat names
                 archive.writestr(f"{name.replace('_', '')}_{CANVAS_IDS[name]}_815_{NOTEBOOK}.ipynb", notebook)
@@ -101,9 +105,9 @@ def hostile_class(tmp_path_factory):
     return course, expected, records(course)
 
 
-def test_there_are_at_least_25_hostile_or_malformed_submissions(hostile_class):
+def test_the_class_mixes_honest_hostile_and_malformed_submissions(hostile_class):
     course, expected, graded = hostile_class
-    assert len(set(expected) - {SOLUTION, "base"}) >= 25
+    assert len(set(expected) - {SOLUTION, "base"}) >= len(CLASS_HOSTILE) + 10
 
 
 def test_every_submission_gets_exactly_its_expected_score(hostile_class):
@@ -116,7 +120,7 @@ def test_every_submission_gets_exactly_its_expected_score(hostile_class):
 
 def test_no_tampering_scores_above_the_honest_code(hostile_class):
     course, expected, graded = hostile_class
-    for name in hostile.TAMPER:
+    for name in CLASS_HOSTILE:
         assert graded[student_id(name)]["auto_score"] <= hostile.BASE_SCORE, name
 
 
