@@ -225,6 +225,12 @@ class SandboxedExecute(Execute):
         return files
 
 
+# The code a check's result depends on besides its own module: a change to any invalidates the cache.
+GRADING_CODE = [RUNTIME / "probe_worker.py", RUNTIME / "exporting.py", Path(__file__).parent / "check_worker.py",
+                Path(__file__).parent / "graphs.py", Path(__file__).parent / "assignment.py",
+                Path(__file__).parent / "policy.py"]
+
+
 class TrustedChecks(NbGraderPreprocessor):
     """Decide each autograded test cell outside the student's process; write the verdict as its output."""
 
@@ -240,7 +246,8 @@ class TrustedChecks(NbGraderPreprocessor):
         assignment, student, notebook = info["assignment"], info["student"], info["notebook"]
         module = load_checks(assignment)
         results, problem = {}, None
-        if module is not None and getattr(module, "NOTEBOOK", notebook) == notebook:
+        owner = module.lesson.notebook if hasattr(module, "lesson") else getattr(module, "NOTEBOOK", notebook)
+        if module is not None and owner == notebook:
             answers = {cell.metadata.nbgrader["grade_id"]: cell.source for cell in nb.cells
                        if cell.cell_type == "code" and utils.is_solution(cell)}
             results, problem = self.checked(module, assignment, student, answers)
@@ -277,8 +284,8 @@ class TrustedChecks(NbGraderPreprocessor):
                         memory_bytes=self.memory_mb * 2**20)
         key = fingerprint(assignment, student, answers, dataclasses.asdict(limits),
                           self.probe_timeout_scale, os.environ.get("GRADER_SECRET", ""),
-                          code_version(Path(module.__file__), lesson_path(assignment),
-                                       Path(trusted.__file__), RUNTIME / "probe_worker.py"))
+                          code_version(Path(module.__file__), lesson_path(assignment), Path(trusted.__file__),
+                                       *GRADING_CODE))
         cached = handed_over("checks", self._resources, key) or cache_get("checks", key)
         if cached is None:
             note_recomputed(self._nb, self._resources, "checks")

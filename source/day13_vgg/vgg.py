@@ -107,10 +107,9 @@ print(vgg_block(2, 1, 64))
 block = vgg_block(2, 1, 64)
 assert block(torch.rand(2, 1, 32, 32)).shape == (2, 64, 16, 16), "vgg_block(2, 1, 64) should map (2, 1, 32, 32) to (2, 64, 16, 16)"
 ### BEGIN HIDDEN TESTS
-for num_convs, in_channels, out_channels, size in [(1, 3, 8, 8), (3, 16, 32, 6), (4, 8, 8, 10)]:
-    output = vgg_block(num_convs, in_channels, out_channels)(torch.randn(2, in_channels, size, size))
-    assert output.shape == (2, out_channels, size // 2, size // 2), \
-        f"vgg_block({num_convs}, {in_channels}, {out_channels}) on {size}x{size}: got {tuple(output.shape)}"
+from autograder.checks.day13_vgg import lesson
+
+lesson.verify("vgg_block_output_shape", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "vgg_block_layers", "points": 1}
@@ -124,16 +123,20 @@ assert [(c.in_channels, c.out_channels) for c in convs] == [(4, 8), (8, 8), (8, 
 assert len(pools) == 1, "one max pooling per block"
 with torch.no_grad():
     assert block(torch.randn(2, 4, 8, 8)).min() >= 0, "the block's output has negative values: ReLU after each convolution"
+### BEGIN HIDDEN TESTS
+from autograder.checks.day13_vgg import lesson
+
+lesson.verify("vgg_block_layers", globals())
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "vgg_block_parameter_count", "points": 1}
 """vgg_block has exactly the parameters of its convolutions (3x3 weights and a bias each); ReLU and pooling have none."""
 assert count_parameters(vgg_block(2, 1, 64)) == (9 * 1 * 64 + 64) + (9 * 64 * 64 + 64), \
     f"vgg_block(2, 1, 64) has {count_parameters(vgg_block(2, 1, 64)):,} parameters, expected 37,568"
 ### BEGIN HIDDEN TESTS
-for num_convs, in_channels, out_channels in [(3, 128, 256), (1, 5, 7)]:
-    expected = (9 * in_channels + 1) * out_channels + (num_convs - 1) * (9 * out_channels + 1) * out_channels
-    assert count_parameters(vgg_block(num_convs, in_channels, out_channels)) == expected, \
-        f"vgg_block({num_convs}, {in_channels}, {out_channels}) should have {expected:,} parameters"
+from autograder.checks.day13_vgg import lesson
+
+lesson.verify("vgg_block_parameter_count", globals())
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade_id": "receptive_field_intro", "locked": true}
@@ -253,6 +256,11 @@ model = VGG16_MNIST().eval()
 with torch.no_grad():
     assert model(torch.rand(3, 1, 32, 32)).shape == (3, 10), "expected (3, 10) scores for 3 images"
     assert VGG16_MNIST(num_classes=4).eval()(torch.rand(2, 1, 32, 32)).shape == (2, 4), "num_classes is ignored"
+### BEGIN HIDDEN TESTS
+from autograder.checks.day13_vgg import lesson
+
+lesson.verify("vgg16_output_shape", globals())
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "vgg16_blocks", "points": 1}
 """13 3x3 convolutions in five blocks of [2, 2, 3, 3, 3]; each block's pooling outputs 64 to 512 channels at 16 down to 1 pixel."""
@@ -268,6 +276,11 @@ for hook in hooks:
     hook.remove()
 assert shapes == [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)], \
     f"the poolings output {shapes}"
+### BEGIN HIDDEN TESTS
+from autograder.checks.day13_vgg import lesson
+
+lesson.verify("vgg16_blocks", globals())
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "vgg16_parameter_count", "points": 1}
 """VGG16_MNIST has exactly the parameters of VGG-16's layout for one input channel and 10 classes."""
@@ -277,6 +290,11 @@ expected = sum((9 * c_in + 1) * c_out for c_in, c_out in
 expected += (512 + 1) * 4096 + (4096 + 1) * 4096 + (4096 + 1) * 10
 assert count_parameters(VGG16_MNIST()) == expected, \
     f"VGG16_MNIST has {count_parameters(VGG16_MNIST()):,} parameters; VGG-16's layout has {expected:,}"
+### BEGIN HIDDEN TESTS
+from autograder.checks.day13_vgg import lesson
+
+lesson.verify("vgg16_parameter_count", globals())
+### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade_id": "part_c_intro", "locked": true}
 # Most of the parameters sit in the first two linear layers (the line above gives the share),
