@@ -263,10 +263,109 @@ def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None 
         shutil.rmtree(staging, ignore_errors=True)
 
 
+class Cgroup:
+    """One run's processes in a cgroup of their own (Linux, as root; cgroup v1 or v2).
+
+    The kernel then enforces what rlimits cannot: the run's processes together get one fair
+    share of the CPU (60 busy children of one submission get what one honest neighbour gets),
+    its memory (resident, all processes together) and its process count are capped, its CPU
+    time is measured as a whole, and at the end every process in it is killed, including
+    `setsid` grandchildren that left the process group. Where cgroups cannot be written
+    (not root, a read-only /sys/fs/cgroup) `Cgroup.create` returns None and the rlimits apply alone.
+    """
+
+    ROOT = Path("/sys/fs/cgroup")
+    V1 = ("cpu", "cpuacct", "memory", "pids")
+
+    def __init__(self, paths: dict[str, Path], v2: bool):
+        self.paths, self.v2 = paths, v2
+
+    @classmethod
+    def _own(cls, controller: str) -> str:
+        """This process's cgroup path in a v1 controller's hierarchy ("" for v2's)."""
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            number, names, path = line.split(":", 2)
+            if (controller and controller in names.split(",")) or (not controller and number == "0"):
+                return path.lstrip("/")
+        return ""
+
+    @classmethod
+    def create(cls, limits: "Limits") -> "Cgroup | None":
+        if sys.platform != "linux" or not hasattr(os, "geteuid") or os.geteuid() != 0:
+            return None
+        name = f"deepnets-grader/run-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+        try:
+            if (cls.ROOT / "cgroup.controllers").exists():            # v2 only
+                path = cls.ROOT / cls._own("") / name
+                path.mkdir(parents=True)
+                (path / "memory.max").write_text(str(limits.memory_bytes))
+                (path / "pids.max").write_text(str(limits.processes))
+                return cls({"unified": path}, True)
+            paths = {}
+            for controller in cls.V1:
+                if (cls.ROOT / controller / "cgroup.procs").exists():
+                    paths[controller] = cls.ROOT / controller / cls._own(controller) / name
+                    paths[controller].mkdir(parents=True)
+            if "memory" in paths:
+                (paths["memory"] / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+            if "pids" in paths:
+                (paths["pids"] / "pids.max").write_text(str(limits.processes))
+            return cls(paths, False) if paths else None
+        except OSError:
+            return None
+
+    def join(self) -> None:
+        """Put the calling process (a child about to exec) in the cgroup; its descendants follow."""
+        for path in self.paths.values():
+            with open(path / "cgroup.procs", "w") as procs:
+                procs.write(str(os.getpid()))
+
+    def cpu_seconds(self) -> float:
+        try:
+            if self.v2:
+                stat = dict(line.split() for line in (self.paths["unified"] / "cpu.stat").read_text().splitlines())
+                return int(stat["usage_usec"]) / 1e6
+            if "cpuacct" in self.paths:
+                return int((self.paths["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, KeyError, ValueError):
+            pass
+        return 0.0
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the cgroup until none is left, then remove it."""
+        for _ in range(100):
+            pids = set()
+            for path in self.paths.values():
+                try:
+                    pids |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
+                except OSError:
+                    pass
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.02)
+        for path in self.paths.values():
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+
 def _communicate(command, stdin, limits, preexec, env, cwd, level) -> SandboxResult:
     start = time.monotonic()
+    cgroup = Cgroup.create(limits)
+
+    def start_child():
+        if cgroup is not None:
+            cgroup.join()
+        preexec()
+
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, preexec_fn=preexec, env=env, cwd=cwd,
+                               stderr=subprocess.PIPE, preexec_fn=start_child, env=env, cwd=cwd,
                                start_new_session=True)
     killed: list[str] = []
 
@@ -275,6 +374,8 @@ def _communicate(command, stdin, limits, preexec, env, cwd, level) -> SandboxRes
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if cgroup is not None:
+            cgroup.kill_all()
 
     def kill(reason: str) -> None:
         if not killed:
@@ -307,16 +408,23 @@ def _communicate(command, stdin, limits, preexec, env, cwd, level) -> SandboxRes
                threading.Thread(target=feed, daemon=True)]
     for thread in threads:
         thread.start()
-    try:
-        process.wait(timeout=limits.wall_seconds)
-    except subprocess.TimeoutExpired:
-        kill(f"wall time over {limits.wall_seconds:g} s")
-        process.wait()
-    kill_group()  # leftover children (rlimits level) die with the group
+    # The run's CPU time, all its processes together (with a cgroup), is its budget; wall time
+    # is only the backstop for one that sleeps.
+    while True:
+        try:
+            process.wait(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - start > limits.wall_seconds:
+                kill(f"wall time over {limits.wall_seconds:g} s")
+            elif cgroup is not None and cgroup.cpu_seconds() > limits.cpu_seconds:
+                kill(f"CPU time over {limits.cpu_seconds:g} s")
+    kill_group()  # leftover children (setsid ones too, with a cgroup) die with the run
     for thread in threads[:2]:
         thread.join(timeout=5)
     return SandboxResult(process.returncode, bytes(buffers["stdout"]), bytes(buffers["stderr"]),
-                         time.monotonic() - start, killed[0] if killed else None, level)
+                         time.monotonic() - start, killed[0] if killed else None,
+                         level + ("+cgroup" if cgroup is not None else ""))
 
 
 def run_limited(argv: list[str], *, stdin: bytes = b"", limits: Limits | None = None) -> SandboxResult:

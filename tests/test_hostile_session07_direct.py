@@ -161,3 +161,41 @@ def test_a_gradient_written_into_x_grad_does_not_pass_the_skip_gradient_check():
     assert results["block_keeps_shape"].passed, results["block_keeps_shape"].message  # the block runs
     assert not results["block_gradient_through_skip"].passed
     assert not results["block_skip_connection"].passed
+
+
+HOG = hostile.with_tamper(block_extra='''
+import os, time
+for _ in range(60):
+    if os.fork() == 0:
+        os.setsid()
+        while True:
+            pass
+time.sleep(3600)   # holds its own run open while its children burn the CPU
+''')
+
+
+def test_a_cpu_hog_on_the_same_core_leaves_its_neighbours_score_unchanged():
+    """Both graded at once, pinned to one core: the hog's 60 setsid children share one cgroup's
+    CPU share, so the honest submission's run takes about twice as long, not 60 times."""
+    import os
+    import threading
+
+    from autograder.sandbox import Cgroup
+
+    probe = Cgroup.create(Limits())
+    if probe is None:
+        pytest.skip("cgroups need Linux and root")
+    probe.kill_all()
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(affinity)})
+    try:
+        results = {}
+        hog = threading.Thread(target=lambda: results.update(
+            hog=graded(HOG, "hog", limits=Limits(wall_seconds=50))))
+        hog.start()
+        results["honest"] = graded(hostile.BASE, "honest-next-to-a-hog")
+        hog.join()
+    finally:
+        os.sched_setaffinity(0, affinity)
+    assert score(results["honest"]) == hostile.BASE_SCORE, {k: r.message for k, r in results["honest"].items()}
+    assert score(results["hog"]) <= hostile.BASE_SCORE
