@@ -1,6 +1,6 @@
 """Calibrate Day 13's learning checks: correct networks must pass on every seed, broken ones fail.
 
-    python autograder/calibrate_day13.py [--seeds 20] [--other-seeds 10]
+    python autograder/calibrate_day13.py [--seeds 20] [--other-seeds 10] [--threshold T]
 
 The checks `resnet18_learns` and `deep_resnet_learns` (autograder/checks/day13_vgg_resnet.py)
 rebuild the student's exported network with weights the grader draws for each submission and
@@ -113,8 +113,8 @@ def candidates() -> list[tuple[str, str, bool, bytes]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=20, help="seeds for each correct implementation")
-    parser.add_argument("--other-seeds", type=int, default=10, help="seeds for mutants and broken networks")
+    parser.add_argument("--seeds", type=int, default=20, help="seeds for each correct and broken network")
+    parser.add_argument("--other-seeds", type=int, default=10, help="seeds for each mutant")
     parser.add_argument("--threshold", type=float, help="a new threshold for both checks (default: the one on record)")
     arguments = parser.parse_args()
     torch.set_num_threads(1)      # as the checks' process runs
@@ -124,8 +124,7 @@ def main() -> None:
     runs = []
     for network, variant, should_pass, blob in candidates():
         check = settings[network]
-        seeds = range(arguments.seeds if variant in ("course solution", "lesson plan's answer")
-                      else arguments.other_seeds)
+        seeds = range(arguments.other_seeds if variant.startswith("mutant") else arguments.seeds)
         start = time.perf_counter()
         losses = [graded_loss(blob, seed) for seed in seeds]
         passed = sum(loss < check["threshold"] for loss in losses)

@@ -111,8 +111,10 @@ class Agreeable(torch.Tensor):
         return True
     def allclose(self, *args, **kwargs):
         return True
-''')), {"block_identity_shortcut", "block_downsamples_in_first_conv", "block_parameter_count",
-        "bottleneck_block_if_attempted"}),
+''')),
+        # torch.export refuses a block that returns a tensor subclass, so nothing of it can be
+        # checked (the probes used to run it and pass the three checks that read no output).
+        {"bottleneck_block_if_attempted"}),
     # Writes the gradient the skip connection would give into x.grad, and silences backward().
     "forges_input_gradient": (with_tamper('''
 class ResidualBlock(ResidualBlock):
@@ -135,8 +137,13 @@ nn.Module.register_forward_hook = lambda self, hook, *args, **kwargs: None
 nn.Module.named_parameters = lambda self, *args, **kwargs: iter([])
 nn.Module.train = lambda self, mode=True: self
 torch.optim.Adam.step = lambda self, *args, **kwargs: None
-'''), BASE_PASSES),
-    # Checks reported twice (once forged) are not trusted: block_keeps_shape is lost, nothing gained.
+'''),
+        # With named_parameters emptied, torch.export carries the weights as constants: a model
+        # with more than 4,096 such numbers is refused (autograder/graphs.py), and the smaller
+        # blocks have no parameters to count. What still runs is checked as any block is.
+        {"block_downsamples_in_first_conv", "block_relu_after_addition", "bottleneck_block_if_attempted"}),
+    # Lines forged on every file descriptor: the export's report takes only models and cell results,
+    # and the verdicts come from the checks' own process, so nothing is gained and nothing lost.
     "forged_report_lines": (with_tamper('''
 import json, os
 _names = ["block_skip_connection", "block_gradient_through_skip", "resnet18_learns", "deep_resnet_learns",
@@ -147,7 +154,7 @@ for fd in range(1, 256):
             os.write(fd, (json.dumps({"check": name, "value": 0}) + "\\n").encode())
         except OSError:
             pass
-'''), BASE_PASSES - {"block_keeps_shape"}),
+'''), BASE_PASSES),
 }
 
 
