@@ -1,4 +1,4 @@
-"""Day 13's learning-check calibration on record matches the lesson, separates, and reproduces."""
+"""Day 13's learning-check calibration on record matches the checks, separates, and reproduces."""
 
 import json
 import sys
@@ -10,8 +10,6 @@ from nbgrader_harness import REPO
 sys.path.insert(0, str(REPO / "autograder"))
 import calibrate_day13  # noqa: E402
 
-from deepnets.checks import overfit_loss  # noqa: E402
-
 RECORD = calibrate_day13.RESULTS.with_suffix(".json")
 
 
@@ -21,7 +19,7 @@ def record():
     return json.loads(RECORD.read_text())
 
 
-def test_record_uses_the_lessons_settings_and_thresholds(record):
+def test_record_uses_the_checks_recipe_and_thresholds(record):
     assert record["checks"] == calibrate_day13.lesson_checks()
 
 
@@ -38,23 +36,25 @@ def test_record_separates_correct_from_broken(record):
         assert all(passes) if run["should_pass"] else not any(passes), f"{run['network']} {run['variant']}"
 
 
-def test_the_graders_seed_reproduces(record):
+def test_the_first_seed_reproduces(record):
+    """The check's procedure (export, rebuild with weights from seed 0, overfit_loss) gives the loss on record."""
     solution = calibrate_day13.define(calibrate_day13.build_course.solution_cells(calibrate_day13.LESSON))
     recorded = next(run["losses"][0] for run in record["runs"]
                     if run["network"] == "ResNet18" and run["variant"] == "course solution")
-    check = record["checks"]["ResNet18"]
-    loss = overfit_loss(solution["ResNet18"], seed=0, steps=check["steps"], batch_size=check["batch_size"],
-                        image_size=check["image_size"])
+    loss = calibrate_day13.graded_loss(calibrate_day13.exported(solution, "ResNet18"), seed=0)
     assert loss == pytest.approx(recorded, abs=0.01)
 
 
-def test_trusted_learning_checks_use_the_calibrated_settings(record):
-    """autograder/checks/day13_vgg_resnet.py trains with what was calibrated: seed 0, the same
-    steps, batch, image size and threshold (all read from the lesson), and overfit_loss's lr."""
-    from autograder.checks import day13_vgg_resnet
+def test_the_learning_checks_use_the_calibrated_settings(record):
+    """autograder/checks/day13_vgg_resnet.py trains with what was calibrated: its recipe (seed 0),
+    the thresholds on record, and overfit_loss's learning rate."""
+    import inspect
 
-    trusted = day13_vgg_resnet.lesson_learning_tests()
-    assert {network: {key: value for key, value in test.items() if key not in ("seed", "lr")}
-            for network, test in trusted.items()} == record["checks"]
-    assert {test["seed"] for test in trusted.values()} == {0}
-    assert {test["lr"] for test in trusted.values()} == {1e-3}
+    from autograder.checks import day13_vgg_resnet
+    from autograder.policy import overfit_loss
+
+    recipe = {key: value for key, value in day13_vgg_resnet.OVERFIT.items() if key != "seed"}
+    assert {network: {**recipe, "threshold": day13_vgg_resnet.THRESHOLDS[network]}
+            for network in day13_vgg_resnet.NETWORKS} == record["checks"]
+    assert day13_vgg_resnet.OVERFIT["seed"] == 0
+    assert inspect.signature(overfit_loss).parameters["lr"].default == 1e-3

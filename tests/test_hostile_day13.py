@@ -1,18 +1,48 @@
-"""Hostile Day 13 submissions against the trusted checks (autograder/checks/day13_vgg_resnet.py).
+"""Day 13 submissions against the checks (autograder/checks/day13_vgg_resnet.py), exact scores.
 
-In the style of hostile_submissions.py (Session 7), but cheaper: each case goes straight to
-run_checks (one sandboxed probe run, a few seconds), not through nbgrader and the class pipeline.
-BASE is an honest but imperfect answer: a ResidualBlock that forgets to add its shortcut, and
-ResNet18 and DeepResNet left as the release's stubs. It passes the 8 block checks that do not
-need the skip connection, and the bottleneck check, which passes when the bottleneck (an option
-of the open part) is not attempted. Tampering added to BASE must never pass a check BASE fails.
+Each case goes straight to run_checks (the sandboxed export, then the checks' own process), not
+through nbgrader and the class pipeline, which tests/test_autograde_day13.py covers once.
+
+* The lesson plan's own answer passes every check; each subtly wrong submission of
+  autograder/calibration/day13_mutants.py fails exactly the checks it names.
+* BASE is an honest but imperfect answer: a ResidualBlock that forgets to add its shortcut, and
+  ResNet18 and DeepResNet left as the release's stubs. It passes the 8 block checks that do not
+  need the skip connection, and the bottleneck check, which passes when the bottleneck (an
+  option of the open part) is not attempted. Tampering added to BASE must never pass a check
+  BASE fails.
 """
+
+import sys
 
 import pytest
 
 from autograder.trusted import run_checks
+from nbgrader_harness import REPO, solution_answers
+
+sys.path.insert(0, str(REPO / "autograder" / "calibration"))
+import day13_mutants  # noqa: E402  (subtly wrong submissions, and the checks each must fail)
+import lesson_plan_day13  # noqa: E402  (the lesson plan's own answer, written independently)
 
 ASSIGNMENT = "day13_vgg_resnet"
+
+
+def failed(answers, student: str) -> set[str]:
+    return {grade_id for grade_id, result in run_checks(ASSIGNMENT, answers, student=student).items()
+            if not result.passed}
+
+
+def test_lesson_plan_answer_written_independently_passes_every_check():
+    assert failed(lesson_plan_day13.ANSWERS, "lesson-plan") == set()
+
+
+@pytest.mark.parametrize("mutation", sorted(day13_mutants.MUTATIONS))
+def test_subtly_wrong_submission_fails_exactly_its_checks(mutation):
+    from autograder.checks.day13_vgg_resnet import lesson
+
+    expected = day13_mutants.must_fail(mutation)
+    assert expected <= set(lesson.checks), "a mutation names a check that does not exist"
+    answers = day13_mutants.mutate(solution_answers(ASSIGNMENT, "resnet"), mutation)
+    assert failed(answers, f"mutant-{mutation}") == expected
 
 NO_SKIP_BLOCK = '''
 class ResidualBlock(nn.Module):
@@ -81,8 +111,10 @@ class Agreeable(torch.Tensor):
         return True
     def allclose(self, *args, **kwargs):
         return True
-''')), {"block_identity_shortcut", "block_downsamples_in_first_conv", "block_parameter_count",
-        "bottleneck_block_if_attempted"}),
+''')),
+        # torch.export refuses a block that returns a tensor subclass, so nothing of it can be
+        # checked (the probes used to run it and pass the three checks that read no output).
+        {"bottleneck_block_if_attempted"}),
     # Writes the gradient the skip connection would give into x.grad, and silences backward().
     "forges_input_gradient": (with_tamper('''
 class ResidualBlock(ResidualBlock):
@@ -105,8 +137,13 @@ nn.Module.register_forward_hook = lambda self, hook, *args, **kwargs: None
 nn.Module.named_parameters = lambda self, *args, **kwargs: iter([])
 nn.Module.train = lambda self, mode=True: self
 torch.optim.Adam.step = lambda self, *args, **kwargs: None
-'''), BASE_PASSES),
-    # Checks reported twice (once forged) are not trusted: block_keeps_shape is lost, nothing gained.
+'''),
+        # With named_parameters emptied, torch.export carries the weights as constants: a model
+        # with more than 4,096 such numbers is refused (autograder/graphs.py), and the smaller
+        # blocks have no parameters to count. What still runs is checked as any block is.
+        {"block_downsamples_in_first_conv", "block_relu_after_addition", "bottleneck_block_if_attempted"}),
+    # Lines forged on every file descriptor: the export's report takes only models and cell results,
+    # and the verdicts come from the checks' own process, so nothing is gained and nothing lost.
     "forged_report_lines": (with_tamper('''
 import json, os
 _names = ["block_skip_connection", "block_gradient_through_skip", "resnet18_learns", "deep_resnet_learns",
@@ -117,7 +154,7 @@ for fd in range(1, 256):
             os.write(fd, (json.dumps({"check": name, "value": 0}) + "\\n").encode())
         except OSError:
             pass
-'''), BASE_PASSES - {"block_keeps_shape"}),
+'''), BASE_PASSES),
 }
 
 
@@ -149,15 +186,11 @@ def bottleneck_passes(cell: str) -> bool:
 
 
 def test_bottleneck_check_passes_the_solution_and_the_untouched_stub():
-    from nbgrader_harness import solution_answers
-
     assert bottleneck_passes(solution_answers(ASSIGNMENT, "resnet")["bottleneck_block"])
     assert bottleneck_passes(STUB_BOTTLENECK)
 
 
 def test_bottleneck_check_fails_an_attempt_that_does_not_reduce_the_width():
-    from nbgrader_harness import solution_answers
-
     wide = solution_answers(ASSIGNMENT, "resnet")["bottleneck_block"].replace(
         "width = out_channels // 4", "width = out_channels")
     assert not bottleneck_passes(wide)

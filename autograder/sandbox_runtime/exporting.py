@@ -142,9 +142,12 @@ def encode(value, refs, index):
 def build(namespace, spec):
     """The model `spec` names, built by the student's class with a fixed seed, and its example input."""
     torch.manual_seed(0)
-    factory = namespace.get(spec["class"])
+    name, _, method = spec["class"].partition(".")
+    factory = namespace.get(name)
     if factory is None:
-        raise NameError(f"name '{spec['class']}' is not defined")
+        raise NameError(f"name '{name}' is not defined")
+    if method:      # "ResNet18._make_layer": that method of a ResNet18() built with no arguments
+        factory = getattr(factory(), method)
     return factory(*spec["args"]), torch.randn(*spec["example"])
 
 

@@ -150,10 +150,9 @@ for channels, size in [(8, 32), (64, 16), (3, 7)]:
     x = torch.randn(2, channels, size, size)
     assert ResidualBlock(channels, channels)(x).shape == x.shape, f"shape changed for input {tuple(x.shape)}"
 ### BEGIN HIDDEN TESTS
-for batch, channels, height, width in [(1, 5, 9, 6), (4, 16, 28, 28)]:
-    x = torch.randn(batch, channels, height, width)
-    assert ResidualBlock(channels, channels, stride=1).eval()(x).shape == x.shape, \
-        f"shape changed for input {tuple(x.shape)}"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("block_keeps_shape", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_changes_channels", "points": 1}
@@ -161,10 +160,9 @@ for batch, channels, height, width in [(1, 5, 9, 6), (4, 16, 28, 28)]:
 x = torch.randn(2, 8, 12, 12)
 assert ResidualBlock(8, 16)(x).shape == (2, 16, 12, 12), "ResidualBlock(8, 16) should map (2, 8, 12, 12) to (2, 16, 12, 12)"
 ### BEGIN HIDDEN TESTS
-for in_channels, out_channels, height, width in [(16, 8, 10, 10), (1, 64, 32, 32), (5, 7, 9, 4)]:
-    output = ResidualBlock(in_channels, out_channels).eval()(torch.randn(3, in_channels, height, width))
-    assert output.shape == (3, out_channels, height, width), \
-        f"ResidualBlock({in_channels}, {out_channels}) gave {tuple(output.shape)}"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("block_changes_channels", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_stride_halves_size", "points": 1}
@@ -173,11 +171,9 @@ x = torch.randn(2, 16, 32, 32)
 assert ResidualBlock(16, 32, stride=2)(x).shape == (2, 32, 16, 16), \
     "ResidualBlock(16, 32, stride=2) should map (2, 16, 32, 32) to (2, 32, 16, 16)"
 ### BEGIN HIDDEN TESTS
-for in_channels, out_channels, height, width, expected in [(16, 32, 7, 7, (4, 4)), (8, 8, 9, 5, (5, 3)),
-                                                           (64, 64, 32, 32, (16, 16))]:
-    output = ResidualBlock(in_channels, out_channels, stride=2).eval()(torch.randn(2, in_channels, height, width))
-    assert output.shape == (2, out_channels, *expected), \
-        f"ResidualBlock({in_channels}, {out_channels}, stride=2) on {height}x{width}: got {tuple(output.shape)}"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("block_stride_halves_size", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_identity_shortcut", "points": 1}
@@ -188,12 +184,9 @@ x = torch.randn(2, 16, 8, 8)
 assert torch.equal(block.shortcut(x), x), "with stride 1 and in_channels == out_channels, shortcut(x) must be x"
 assert count_parameters(block.shortcut) == 0, "an identity shortcut has no parameters"
 ### BEGIN HIDDEN TESTS
-block = ResidualBlock(64, 64, stride=1)
-x = torch.randn(2, 64, 4, 4)
-assert torch.equal(block.shortcut(x), x) and count_parameters(block.shortcut) == 0, \
-    "ResidualBlock(64, 64): the shortcut should be the identity"
-convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
-assert len(convs) == 2, f"a block whose shapes match has two convolutions, not {len(convs)}"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("block_identity_shortcut", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_projection_shortcut", "points": 1}
@@ -213,13 +206,9 @@ assert len(norms) == 1 and norms[0].num_features == 32, "the projection ends wit
 x = torch.randn(2, 16, 9, 9)
 assert block.shortcut(x).shape == block(x).shape, "the shortcut's output must have the block's output shape"
 ### BEGIN HIDDEN TESTS
-for in_channels, out_channels, stride in [(8, 16, 1), (16, 16, 2)]:
-    block = ResidualBlock(in_channels, out_channels, stride)
-    convs, norms = shortcut_layers(block)
-    assert len(convs) == 1 and convs[0].kernel_size == (1, 1) and len(norms) == 1, \
-        f"ResidualBlock({in_channels}, {out_channels}, stride={stride}) needs a projection shortcut"
-    assert convs[0].stride == (stride, stride) and convs[0].out_channels == out_channels, \
-        f"ResidualBlock({in_channels}, {out_channels}, stride={stride}): wrong projection"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("block_projection_shortcut", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_skip_connection", "points": 1}
@@ -233,25 +222,17 @@ for in_channels, out_channels, stride in [(8, 8, 1), (8, 16, 2)]:
         assert torch.allclose(block(x), F.relu(block.shortcut(x)), atol=1e-6), \
             f"ResidualBlock({in_channels}, {out_channels}, stride={stride}) does not add shortcut(x)"
 ### BEGIN HIDDEN TESTS
-for in_channels, out_channels, stride in [(6, 6, 1), (4, 12, 1), (6, 6, 2)]:
-    block = zero_residual_branch(ResidualBlock(in_channels, out_channels, stride)).train()
-    x = torch.randn(3, in_channels, 8, 8)
-    with torch.no_grad():
-        assert torch.allclose(block(x), F.relu(block.shortcut(x)), atol=1e-5), \
-            f"in train mode, ResidualBlock({in_channels}, {out_channels}, stride={stride}) does not add shortcut(x)"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("block_skip_connection", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_gradient_through_skip", "points": 1}
 """With the residual branch off, the gradient reaches the input through the identity shortcut, gated by the last ReLU."""
 ### BEGIN HIDDEN TESTS
-from deepnets.checks import zero_residual_branch
+from autograder.checks.day13_vgg_resnet import lesson
 
-block = zero_residual_branch(ResidualBlock(6, 6)).train()
-x = torch.randn(3, 6, 9, 9, requires_grad=True)
-block(x).sum().backward()
-assert x.grad is not None, "no gradient reached the input"
-# d/dx sum(ReLU(0 + x)) is 1 where x > 0 and 0 elsewhere: the skip carries it, the final ReLU gates it.
-assert torch.allclose(x.grad, (x > 0).float()), "the gradient does not reach the input through the skip path"
+lesson.verify("block_gradient_through_skip", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_downsamples_in_first_conv", "points": 1}
@@ -265,40 +246,25 @@ assert len(sizes) == 2, f"expected two 3x3 convolutions to run, found {len(sizes
 assert sizes[0] == (8, 8), f"the first 3x3 convolution outputs {sizes[0]}: it should apply the stride (8x8)"
 assert sizes[1] == (8, 8), f"the second 3x3 convolution outputs {sizes[1]}: it should keep the size (8x8)"
 ### BEGIN HIDDEN TESTS
-block = ResidualBlock(4, 4, stride=2)
-sizes = [shape[-2:] for _, conv, shape in convolutions_run(block, torch.randn(2, 4, 9, 9))
-         if conv.kernel_size == (3, 3)]
-assert sizes == [(5, 5), (5, 5)], f"ResidualBlock(4, 4, stride=2) on 9x9: 3x3 convolutions output {sizes}"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("block_downsamples_in_first_conv", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_relu_after_addition", "points": 1}
 """ReLU comes after the addition: outputs are never negative, whatever the shortcut carries."""
 ### BEGIN HIDDEN TESTS
-from deepnets.checks import zero_residual_branch
+from autograder.checks.day13_vgg_resnet import lesson
 
-torch.manual_seed(1)
-x = torch.randn(5, 4, 8, 8) * 3
-with torch.no_grad():
-    assert ResidualBlock(4, 4)(x).min() >= 0, "the block's output has negative values: ReLU must come last"
-    assert ResidualBlock(4, 8, stride=2)(x).min() >= 0, "the block's output has negative values: ReLU must come last"
-    zeroed = zero_residual_branch(ResidualBlock(4, 4)).eval()
-    negative = -x.abs() - 0.1
-    assert torch.equal(zeroed(negative), F.relu(zeroed.shortcut(negative))), \
-        "with the branch off, negative inputs must be cut by the final ReLU"
+lesson.verify("block_relu_after_addition", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "block_parameter_count", "points": 1}
 """The block has the parameters of its design, and the projection's only where the shapes differ."""
 ### BEGIN HIDDEN TESTS
-from deepnets.checks import parameters_without_conv_biases
+from autograder.checks.day13_vgg_resnet import lesson
 
-for in_channels, out_channels, stride in [(4, 4, 1), (32, 32, 1), (16, 32, 2), (8, 24, 1), (12, 12, 2)]:
-    expected = 9 * in_channels * out_channels + 9 * out_channels ** 2 + 2 * (2 * out_channels)
-    if stride != 1 or in_channels != out_channels:
-        expected += in_channels * out_channels + 2 * out_channels  # 1x1 projection and its BatchNorm
-    found = parameters_without_conv_biases(ResidualBlock(in_channels, out_channels, stride))
-    assert found == expected, (f"ResidualBlock({in_channels}, {out_channels}, stride={stride}) has {found:,} "
-                               f"parameters (conv biases aside); its design has {expected:,}")
+lesson.verify("block_parameter_count", globals())
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade_id": "plain_block_intro", "locked": true}
@@ -466,11 +432,9 @@ with torch.no_grad():
         assert scores.shape == (batch, 10), f"batch of {batch}: expected {(batch, 10)}, got {tuple(scores.shape)}"
     assert ResNet18(num_classes=7).eval()(torch.rand(2, 1, 32, 32)).shape == (2, 7), "num_classes is ignored"
 ### BEGIN HIDDEN TESTS
-model.train()
-scores = model(torch.rand(4, 1, 32, 32))
-assert scores.shape == (4, 10) and torch.isfinite(scores).all(), "train mode: wrong shape or non-finite scores"
-with torch.no_grad():
-    assert model.eval()(torch.rand(2, 1, 28, 28)).shape == (2, 10), "28x28 input should work (adaptive pooling)"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("resnet18_output_shape", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "make_layer_builds_a_stage", "points": 1}
@@ -482,10 +446,9 @@ shapes = output_shapes(stage, torch.randn(2, 64, 16, 16), ResidualBlock)
 assert len(shapes) == 3, f"_make_layer(64, 128, 3, 2) should run 3 ResidualBlocks, ran {len(shapes)}"
 assert shapes == [(2, 128, 8, 8)] * 3, f"the blocks output {shapes}; expected (2, 128, 8, 8) from the first on"
 ### BEGIN HIDDEN TESTS
-for arguments, x, expected in [((32, 32, 1, 1), torch.randn(2, 32, 8, 8), [(2, 32, 8, 8)]),
-                               ((16, 48, 4, 2), torch.randn(2, 16, 9, 9), [(2, 48, 5, 5)] * 4)]:
-    shapes = output_shapes(ResNet18()._make_layer(*arguments), x, ResidualBlock)
-    assert shapes == expected, f"_make_layer{arguments}: blocks output {shapes}, expected {expected}"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("make_layer_builds_a_stage", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "resnet18_blocks_per_stage", "points": 1}
@@ -498,6 +461,11 @@ assert per_stage == [2, 2, 2, 2], f"ResidualBlocks per stage: {per_stage}, expec
 shapes = output_shapes(model, torch.randn(2, 1, 32, 32), ResidualBlock)
 expected = [(2, 64, 32, 32)] * 2 + [(2, 128, 16, 16)] * 2 + [(2, 256, 8, 8)] * 2 + [(2, 512, 4, 4)] * 2
 assert shapes == expected, f"the blocks output {shapes}"
+### BEGIN HIDDEN TESTS
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("resnet18_blocks_per_stage", globals())
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "resnet18_parameter_count", "points": 1}
 """ResNet18 has exactly the parameters of ResNet-18's layout (convolution biases aside)."""
@@ -506,15 +474,18 @@ from deepnets.checks import parameters_without_conv_biases, resnet_parameter_cou
 expected = resnet_parameter_count([2, 2, 2, 2])  # 11,172,810 for 1 input channel and 10 classes
 found = parameters_without_conv_biases(ResNet18())
 assert found == expected, f"ResNet18 has {found:,} parameters (conv biases aside); ResNet-18's layout has {expected:,}"
+### BEGIN HIDDEN TESTS
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("resnet18_parameter_count", globals())
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "resnet18_learns", "points": 2}
 """Trained by the grader on one fixed batch of 16 digits (8 Adam steps), ResNet18 drives its loss below 0.3."""
 ### BEGIN HIDDEN TESTS
-from deepnets.checks import overfit_loss
+from autograder.checks.day13_vgg_resnet import lesson
 
-loss = overfit_loss(ResNet18, seed=0, steps=8, batch_size=16, image_size=8)
-print(f"training loss on the grader's batch after 8 steps: {loss:.4f} (a network that learns nothing: 2.30)")
-assert loss < 0.3, f"loss {loss:.3f} after 8 steps: a correct ResNet18 gets below 0.3"
+lesson.verify("resnet18_learns", globals())
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade_id": "compare_intro", "locked": true}
@@ -735,8 +706,9 @@ with torch.no_grad():
     assert model(torch.rand(3, 1, 32, 32)).shape == (3, 10), "expected (3, 10) scores for 3 images"
     assert DeepResNet(num_classes=4).eval()(torch.rand(2, 1, 32, 32)).shape == (2, 4), "num_classes is ignored"
 ### BEGIN HIDDEN TESTS
-scores = model.train()(torch.rand(4, 1, 32, 32))
-assert scores.shape == (4, 10) and torch.isfinite(scores).all(), "train mode: wrong shape or non-finite scores"
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("deep_resnet_output_shape", globals())
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "deep_resnet_blocks_per_stage", "points": 1}
@@ -749,6 +721,11 @@ assert per_stage == [3, 4, 6, 3], f"ResidualBlocks per stage: {per_stage}, expec
 shapes = output_shapes(model, torch.randn(2, 1, 32, 32), ResidualBlock)
 expected = [(2, 64, 32, 32)] * 3 + [(2, 128, 16, 16)] * 4 + [(2, 256, 8, 8)] * 6 + [(2, 512, 4, 4)] * 3
 assert shapes == expected, f"the blocks output {shapes}"
+### BEGIN HIDDEN TESTS
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("deep_resnet_blocks_per_stage", globals())
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "deep_resnet_parameter_count", "points": 1}
 """DeepResNet has exactly the parameters of ResNet-34's layout (convolution biases aside)."""
@@ -757,15 +734,18 @@ from deepnets.checks import parameters_without_conv_biases, resnet_parameter_cou
 expected = resnet_parameter_count([3, 4, 6, 3])  # 21,280,970 for 1 input channel and 10 classes
 found = parameters_without_conv_biases(DeepResNet())
 assert found == expected, f"DeepResNet has {found:,} parameters (conv biases aside); ResNet-34's layout has {expected:,}"
+### BEGIN HIDDEN TESTS
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("deep_resnet_parameter_count", globals())
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "deep_resnet_learns", "points": 2}
 """Trained by the grader on one fixed batch of 16 digits (8 Adam steps), DeepResNet drives its loss below 0.3."""
 ### BEGIN HIDDEN TESTS
-from deepnets.checks import overfit_loss
+from autograder.checks.day13_vgg_resnet import lesson
 
-loss = overfit_loss(DeepResNet, seed=0, steps=8, batch_size=16, image_size=8)
-print(f"training loss on the grader's batch after 8 steps: {loss:.4f} (a network that learns nothing: 2.30)")
-assert loss < 0.3, f"loss {loss:.3f} after 8 steps: a correct DeepResNet gets below 0.3"
+lesson.verify("deep_resnet_learns", globals())
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade_id": "bottleneck_task", "locked": true}
@@ -840,6 +820,11 @@ else:
         found = parameters_without_conv_biases(block)
         assert found == expected, (f"BottleneckBlock({in_channels}, {out_channels}, stride={stride}) has {found:,} "
                                    f"parameters (conv biases aside); its design has {expected:,}")
+### BEGIN HIDDEN TESTS
+from autograder.checks.day13_vgg_resnet import lesson
+
+lesson.verify("bottleneck_block_if_attempted", globals())
+### END HIDDEN TESTS
 
 # %% tags=["nbval-check-output"] nbgrader={"grade_id": "bottleneck_try"}
 try:
