@@ -226,7 +226,7 @@ class SandboxedExecute(Execute):
 
 
 # The code a check's result depends on besides its own module: a change to any invalidates the cache.
-GRADING_CODE = [RUNTIME / "probe_worker.py", RUNTIME / "exporting.py", Path(__file__).parent / "check_worker.py",
+GRADING_CODE = [RUNTIME / "exporting.py", Path(__file__).parent / "check_worker.py",
                 Path(__file__).parent / "graphs.py", Path(__file__).parent / "assignment.py",
                 Path(__file__).parent / "policy.py"]
 

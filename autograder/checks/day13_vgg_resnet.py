@@ -455,7 +455,7 @@ def resnet18_parameter_count(models, rng):
     check_parameter_count(models, "ResNet18", "ResNet-18")
 
 
-@lesson.check("resnet18_learns", builds=[network("ResNet18")], hint=LEARNING_HINT, timeout=90)
+@lesson.check("resnet18_learns", builds=[network("ResNet18")], hint=LEARNING_HINT, timeout=90, by_model=True)
 def resnet18_learns(models, rng):
     check_learns(models, "ResNet18")
 
@@ -481,7 +481,7 @@ def deep_resnet_parameter_count(models, rng):
     check_parameter_count(models, "DeepResNet", "ResNet-34")
 
 
-@lesson.check("deep_resnet_learns", builds=[network("DeepResNet")], hint=LEARNING_HINT, timeout=90)
+@lesson.check("deep_resnet_learns", builds=[network("DeepResNet")], hint=LEARNING_HINT, timeout=90, by_model=True)
 def deep_resnet_learns(models, rng):
     check_learns(models, "DeepResNet")
 
