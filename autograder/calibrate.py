@@ -6,8 +6,8 @@ The check `cnn_learns_mnist` (autograder/checks/session07_residual_cnn.py) train
 student's exported ResidualCNN, rebuilt with the grader's weights, under the grader's control
 (autograder/policy.py: controlled_accuracy) and asserts a minimum test accuracy. This script
 runs that same path, export and rebuild included, for two correct implementations (the course's
-solution and the lesson plan's own answer) and two broken ones (a forward that ignores the
-bottom half of each image; a network with no ReLU), one seed per run (the data order
+solution and the lesson plan's own answer) and a broken one (a forward that ignores the
+bottom half of each image), one seed per run (the data order
 and the rebuilt model's weights), and writes autograder/calibration/session07_residual_cnn.{json,md}.
 The threshold is the one on record unless --threshold sets a new one.
 """
@@ -67,17 +67,9 @@ def model_factories() -> dict[str, tuple[bool, object]]:
             x[:, :, 14:] = 0
             return super().forward(x)
 
-    # Broken: no ReLU anywhere, so the whole network is one linear map (what a student who
-    # forgot every activation has). The grader trains every parameter itself, so a model cannot
-    # be broken by freezing its own layers any more.
-    without_relu = {grade_id: code.replace("F.relu(", "(").replace("nn.ReLU()", "nn.Identity()")
-                    for grade_id, code in build_course.solution_cells(LESSON).items()}
-    linear = define(without_relu)["ResidualCNN"]
-
     return {
         "course solution": (True, reference),
         "ignores bottom half of input": (False, IgnoresBottomHalf),
-        "no ReLU anywhere": (False, linear),
         "lesson plan's answer": (True, lesson_plan["ResidualCNN"]),
     }
 
