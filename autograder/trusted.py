@@ -105,24 +105,25 @@ ERROR_DESCRIPTIONS = [
     (("not implemented",), "not implemented yet"),
 ]
 WHERE = re.compile(r" \(in your cell (?P<cell>[A-Za-z0-9_]{1,40}), line (?P<line>\d{1,5})\)$")
-TIMEOUT = re.compile(r"^took longer than \d{1,5} s$")
+TIMED_OUT = "took longer than "     # how safe_error starts a time limit's message, and only then
+TIMEOUT = re.compile(rf"^{TIMED_OUT}\d{{1,5}} s$")
 EXIT_STATUS = re.compile(r"^(the process exited with status -?\d+) \(.*\)$", re.DOTALL)
 
 
 def safe_error(text, cells=()) -> str:
     """An exception from student code (`Type: message (in your cell c, line n)`) as feedback shows it."""
     first = str(text or "").strip().split("\n")[0][:2000]
-    if TIMEOUT.match(first):
-        return first
     where = WHERE.search(first)
     first = first[:where.start()] if where else first
+    place = f" in your cell {where['cell']}, line {where['line']}" \
+        if where and where["cell"] in cells else ""
+    if TIMEOUT.match(first):
+        return first + place
     name, _, message = first.partition(":")
     name = name.strip().rsplit(".", 1)[-1]
     kind = name if name in KNOWN_ERRORS else "an exception"
     said = next((said for words, said in ERROR_DESCRIPTIONS
                  if any(word in message.lower() for word in words)), None)
-    place = f" in your cell {where['cell']}, line {where['line']}" \
-        if where and where["cell"] in cells else ""
     return kind + (f" ({said})" if said else "") + place
 
 
@@ -185,7 +186,8 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
             if isinstance(record.get("model"), str):
                 models[record["build"]] = {"model": record["model"]}
             elif isinstance(record.get("error"), str):
-                models[record["build"]] = {"error": f"it raised {safe_error(record['error'], lesson.answer_cells)}"}
+                said = safe_error(record["error"], lesson.answer_cells)
+                models[record["build"]] = {"error": ("it " if said.startswith(TIMED_OUT) else "it raised ") + said}
     broken = "; ".join(f"your cell {cell} raised {error}" for cell, error in cell_errors.items())
     for build in lesson.builds():
         if build.key not in models:
@@ -196,8 +198,13 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
                                             "timeout_scale": timeout_scale, "cache": str(model_cache()),
                                             "threads": threads}).encode() + b"\n",
                           limits=dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, total)))
+    # A limit reached is a problem for a person to look at, even when the checks' verdicts stand.
+    timed_out = sorted({f"your cell {cell}" for cell, error in cell_errors.items() if error.startswith(TIMED_OUT)} |
+                       {f"building {build.spec()['class']}" for build in lesson.builds()
+                        if models[build.key].get("error", "").startswith("it " + TIMED_OUT)})
     run_checks.last_problem = safe_problem(exported.problem) or (
-        None if finished else "the submission's process ended before every model was exported")
+        None if finished else "the submission's process ended before every model was exported") or (
+        f"time limit reached ({', '.join(timed_out)})" if timed_out else None)
     verdicts = {}
     for line in checked.stdout.split(b"\n"):
         try:

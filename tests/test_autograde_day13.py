@@ -6,8 +6,8 @@ submissions and tampering are decided by the same checks and tested straight thr
 run_checks, which costs less (tests/test_hostile_day13.py).
 """
 
+import os
 import re
-import time
 
 import pytest
 
@@ -30,12 +30,7 @@ def graded(tmp_path_factory):
     }
     for student, notebook in submissions.items():
         submit(course, ASSIGNMENT, student, NOTEBOOK, notebook)
-    start = time.perf_counter()
     autograde(course, ASSIGNMENT)
-    seconds = time.perf_counter() - start
-    # Issue requirement: one completed notebook autogrades in at most 90 s on 2 CPU cores.
-    print(f"autograded {len(submissions)} submissions in {seconds:.0f} s "
-          f"({seconds / len(submissions):.0f} s a notebook)")
     return {student: scores(course, ASSIGNMENT, student, NOTEBOOK) for student in submissions}
 
 
@@ -90,3 +85,10 @@ def test_every_autograded_cell_is_decided_by_its_own_check():
         assert hidden == [f"from autograder.checks.{ASSIGNMENT} import lesson\n\n"
                           f"lesson.verify(\"{grade_id}\", globals())\n"], grade_id
     assert sorted(cell.metadata["nbgrader"]["grade_id"] for cell in cells) == sorted(lesson.checks)
+
+
+def test_autograding_leaves_the_budget_of_later_notebooks_alone(graded):
+    """nbval's kernels start after this module and inherit the environment: they must still run
+    in the quick budget (the harness once removed DEEPNETS_BUDGET for good, so every notebook
+    after it ran in the demo budget)."""
+    assert os.environ.get("DEEPNETS_BUDGET") == "quick"

@@ -1,23 +1,34 @@
-"""The class pipeline on a hostile class: one LMS zip, graded as a teaching assistant would.
+"""The class pipeline end to end, on a hostile class: one LMS zip, graded as a teaching assistant would.
 
-One run grades every submission of tests/hostile_submissions.py together with honest ones;
-each must get exactly its expected autograded score (never more than its code earns honestly),
-the honest ones what they get alone, and a rerun must change nothing.
+One class run proves the whole path once: an LMS zip with honest, hostile and malformed
+submissions → intake → sandboxed work on Dask workers → nbgrader's gradebook in PostgreSQL →
+records, grades.csv, feedback. The run is killed halfway (a crash) and resumed, then run again
+unchanged. Each submission must get exactly its expected autograded score (never more than its
+code earns honestly); every hostile case's exact score is also proven cheaply, straight through
+the checks, in test_hostile_session07_direct.py.
 """
 
 import csv
 import io
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
 
 import hostile_submissions as hostile
 from nbgrader_harness import REPO, fill_answers, make_course, released, solution_answers
+
+sys.path.insert(0, str(REPO / "autograder" / "calibration"))
+import lesson_plan_session07  # noqa: E402  (the lesson plan's own answer, written independently)
 
 ASSIGNMENT, NOTEBOOK = "session07_residual_cnn", "residual_cnn"
 # Short limits for tests: a submission that hangs costs seconds, not minutes.
@@ -30,10 +41,10 @@ c.TrustedChecks.wall_seconds = 150
 """
 HIDDEN_TEST_LINES = ['lesson.verify("', "from autograder.checks", "BEGIN HIDDEN TESTS", "BEGIN SOLUTION"]
 # The class: honest submissions and the hostile ones whose harm is to the class (its time, its
-# output, its processes, its files); every hostile case's exact score is also proven cheaply,
-# straight through the checks, in test_hostile_session07_direct.py.
+# output, its processes, its files).
 CLASS_HOSTILE = ["fork_bomb", "kills_own_process", "prints_gigabytes", "ignores_alarm_and_loops",
                  "reads_course_and_other_students", "uses_the_network"]
+LESSON_PLAN, UNTOUCHED = "lesson-plan", "untouched"
 
 
 # Canvas's flat file names carry the student's Canvas id, and students are keyed by it.
@@ -45,20 +56,32 @@ SOLUTION = CANVAS_IDS["solution"]
 ODD_UPLOAD_ID, ODD_UPLOAD_NAME = "9001", "Élodie Dupont"
 ODD_UPLOAD_REASONS = ["an uploaded timestamp.txt was ignored: the submission time comes only from the LMS",
                       "extra files ignored: residual_cnn.zip, timestamp.txt.uploaded"]
+PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 
 
 def student_id(name: str) -> str:
     return CANVAS_IDS.get(name) or name.replace("_", "-")
 
 
-def grade(course, *arguments, timeout=1500):
+def command(*arguments) -> list[str]:
+    return [sys.executable, "-m", "autograder.grade_class", ASSIGNMENT, "--no-progress", *arguments]
+
+
+def environment() -> dict:
     env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("DEEPNETS_BUDGET", None)
-    result = subprocess.run([sys.executable, "-m", "autograder.grade_class", ASSIGNMENT,
-                             "--no-progress", *arguments], cwd=course, env=env,
+    env.pop("DEEPNETS_BUDGET", None)   # as a grader runs it
+    return env
+
+
+def grade(course, *arguments, timeout=1500):
+    result = subprocess.run(command(*arguments), cwd=course, env=environment(),
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"grade_class failed:\n{result.stdout}\n{result.stderr[-4000:]}"
     return result
+
+
+def gradebook_url(course, run) -> str:
+    return run["database"] or f"sqlite:///{course / 'gradebook.db'}"
 
 
 def records(course) -> dict[str, dict]:
@@ -67,18 +90,40 @@ def records(course) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def hostile_class(tmp_path_factory):
-    """A zip of the hostile class in LMS layouts, graded in one run; the course and its records."""
-    root = tmp_path_factory.mktemp("hostile")
-    course = make_course(root, ASSIGNMENT)
-    with open(course / "nbgrader_config.py", "a") as config:
-        config.write(TEST_LIMITS)
-    release = released(course, ASSIGNMENT, NOTEBOOK)
+def database():
+    """A PostgreSQL server of Debian's `postgresql` package for this module's class run; without
+    one (not root, or no package), the course's SQLite gradebook, and the Dask test skips."""
+    if not PG_BIN or os.geteuid() != 0 or not shutil.which("runuser"):
+        yield None
+        return
+    base = Path(tempfile.mkdtemp(prefix="grader-pg-"))  # the postgres user must reach it
+    base.chmod(0o755)
+    data, sockets = base / "pgdata", base / "pgsock"
+    for folder in (data, sockets):
+        folder.mkdir()
+        shutil.chown(folder, "postgres", "postgres")
+    run = lambda *args: subprocess.run(["runuser", "-u", "postgres", "--", *args],  # noqa: E731
+                                       check=True, capture_output=True, text=True)
+    run(str(PG_BIN[-1] / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+    run(str(PG_BIN[-1] / "pg_ctl"), "-D", str(data), "-w", "-l", str(sockets / "server.log"), "-o",
+        f"-k {sockets} -c listen_addresses='' -p 54329", "start")
+    try:
+        run(str(PG_BIN[-1] / "createdb"), "-h", str(sockets), "-p", "54329", "-U", "postgres", "grades")
+        yield f"postgresql+psycopg://postgres@/grades?host={sockets}&port=54329"
+    finally:
+        run(str(PG_BIN[-1] / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def class_zip(release) -> tuple[bytes, dict[str, tuple[int, bool]]]:
+    """The class as an LMS download, in Canvas's and Moodle's layouts; student -> (score, gradable)."""
     expected = {}
     download = io.BytesIO()
     with zipfile.ZipFile(download, "w") as archive:
         honest = {"solution": (solution_answers(ASSIGNMENT, NOTEBOOK), 13),
-                  "base": (hostile.BASE, hostile.BASE_SCORE)}
+                  "base": (hostile.BASE, hostile.BASE_SCORE),
+                  LESSON_PLAN: (lesson_plan_session07.ANSWERS, 13),
+                  UNTOUCHED: ({}, 0)}
         for name, (answers, score) in {**honest, **{n: hostile.TAMPER[n] for n in CLASS_HOSTILE}}.items():
             notebook = nbformat.writes(fill_answers(release, answers))
             if name in CANVAS_IDS:                 # Canvas's flat names
@@ -99,19 +144,45 @@ def hostile_class(tmp_path_factory):
         archive.writestr(f"{folder}/{NOTEBOOK}.zip", inner.getvalue())
         archive.writestr(f"{folder}/timestamp.txt", "1999-01-01 00:00:00")
         expected[ODD_UPLOAD_ID] = (hostile.BASE_SCORE, True)
-    (root / "download.zip").write_bytes(download.getvalue())
-    result = grade(course, "--zip", str(root / "download.zip"), "--workers", "2")
-    print(result.stderr[-2000:])
-    return course, expected, records(course)
+    return download.getvalue(), expected
+
+
+@pytest.fixture(scope="module")
+def hostile_class(tmp_path_factory, database):
+    """The class zip graded on Dask (2 workers) into PostgreSQL where there is one, killed after
+    its first records, then resumed: the course, student -> (score, gradable), the records."""
+    root = tmp_path_factory.mktemp("hostile")
+    course = make_course(root, ASSIGNMENT)
+    backend = ["--dask", "--workers", "2"] + (["--db-url", database] if database else [])
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(TEST_LIMITS)
+        if database:   # for the nbgrader commands the tests run after grading
+            config.write(f"c.CourseDirectory.db_url = {database!r}\n")
+    data, expected = class_zip(released(course, ASSIGNMENT, NOTEBOOK))
+    (root / "download.zip").write_bytes(data)
+    process = subprocess.Popen(command("--zip", str(root / "download.zip"), *backend), cwd=course,
+                               env=environment(), start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = course / "grading" / ASSIGNMENT / "records"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and len(list(done.glob("*.json"))) < 2 and process.poll() is None:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # a crash, halfway: no chance to clean up
+    process.wait()
+    first = {p.name: p.stat().st_mtime_ns for p in done.glob("*.json")}
+    resumed = grade(course, *backend)
+    print(resumed.stderr[-2000:])
+    return course, expected, records(course), {"first": first, "log": resumed.stderr,
+                                                "database": database, "backend": backend}
 
 
 def test_the_class_mixes_honest_hostile_and_malformed_submissions(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     assert len(set(expected) - {SOLUTION, "base"}) >= len(CLASS_HOSTILE) + 10
 
 
 def test_every_submission_gets_exactly_its_expected_score(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     assert set(graded) == set(expected)
     wrong = {student: (graded[student]["auto_score"], score)
              for student, (score, _) in expected.items() if graded[student]["auto_score"] != score}
@@ -119,13 +190,55 @@ def test_every_submission_gets_exactly_its_expected_score(hostile_class):
 
 
 def test_no_tampering_scores_above_the_honest_code(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     for name in CLASS_HOSTILE:
         assert graded[student_id(name)]["auto_score"] <= hostile.BASE_SCORE, name
 
 
+def test_there_are_many_small_autograded_checks(hostile_class):
+    course, expected, graded, run = hostile_class
+    checks = [g for g in graded[SOLUTION]["grades"] if g["kind"] == "autograded"]
+    assert len(checks) >= 12
+    assert all(0 < g["max_score"] <= 2 for g in checks)
+
+
+def test_lesson_plan_answer_written_independently_gets_full_marks(hostile_class):
+    course, expected, graded, run = hostile_class
+    assert graded[LESSON_PLAN]["auto_score"] == graded[LESSON_PLAN]["auto_max"] == 13
+    assert graded[LESSON_PLAN]["status"] == "graded"
+
+
+def test_untouched_release_scores_zero_on_every_check(hostile_class):
+    course, expected, graded, run = hostile_class
+    checks = {g["grade_id"]: g["score"] for g in graded[UNTOUCHED]["grades"] if g["kind"] == "autograded"}
+    assert sum(checks.values()) == 0
+    assert set(checks) == {g["grade_id"] for g in graded[SOLUTION]["grades"] if g["kind"] == "autograded"}
+
+
+def test_an_interrupted_run_resumes_without_regrading_what_is_done(hostile_class):
+    course, expected, graded, run = hostile_class
+    first = run["first"]
+    assert 1 <= len(first) < len(expected), "the run was not interrupted halfway"
+    assert f"{len(first)} already graded" in run["log"]
+    after = {p.name: p.stat().st_mtime_ns for p in (course / "grading" / ASSIGNMENT / "records").glob("*.json")}
+    assert set(after) == {f"{student}.json" for student in expected}
+    assert all(after[name] == mtime for name, mtime in first.items())
+
+
+def test_dask_and_postgresql_hold_the_class(hostile_class):
+    course, expected, graded, run = hostile_class
+    if not run["database"]:
+        pytest.skip("needs Debian's postgresql package and root (to run the server as postgres)")
+    summary = json.loads((course / "grading" / ASSIGNMENT / "summary.json").read_text())
+    assert summary["backend"] == "dask" and summary["database"] == "postgresql"
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:   # made by generate_assignment
+        assert not gradebook.find_assignment(ASSIGNMENT).submissions, "grades went to SQLite"
+
+
 def test_honest_submissions_in_a_hostile_class_are_graded_as_if_alone(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     assert graded[SOLUTION]["auto_score"] == graded[SOLUTION]["auto_max"] == 13
     assert graded[SOLUTION]["status"] == "graded"
     failed = {g["grade_id"] for g in graded["base"]["grades"] if g["kind"] == "autograded" and not g["passed"]}
@@ -133,7 +246,7 @@ def test_honest_submissions_in_a_hostile_class_are_graded_as_if_alone(hostile_cl
 
 
 def test_malformed_submissions_are_flagged_with_a_reason(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     for name, (files, score, gradable) in hostile.notebook_cases(
             released(course, ASSIGNMENT, NOTEBOOK), fill_answers).items():
         record = graded[student_id(name)]
@@ -142,13 +255,13 @@ def test_malformed_submissions_are_flagged_with_a_reason(hostile_class):
 
 
 def test_resource_hogs_are_flagged_for_review(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     for name in ("ignores_alarm_and_loops", "prints_gigabytes"):
         assert "needs review" in graded[student_id(name)]["status"], name
 
 
 def test_student_code_never_sees_course_files_network_or_other_students(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     for name in ("reads_course_and_other_students", "uses_the_network"):
         path = course / "autograded" / student_id(name) / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
         outputs = json.dumps([cell.get("outputs", []) for cell in nbformat.read(path, as_version=4).cells])
@@ -156,7 +269,7 @@ def test_student_code_never_sees_course_files_network_or_other_students(hostile_
 
 
 def test_feedback_names_failed_checks_with_hints_and_hides_tests(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     page = (course / "grading" / ASSIGNMENT / "feedback" / "base.html").read_text()
     assert "block_skip_connection" in page and "Hint:" in page
     assert "ResidualBlock does not add its input x back" in page
@@ -168,7 +281,7 @@ def test_feedback_names_failed_checks_with_hints_and_hides_tests(hostile_class):
 def test_nbgrader_generate_feedback_hides_hidden_tests(hostile_class):
     from nbgrader_harness import nbgrader
 
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     nbgrader(course, "generate_feedback", ASSIGNMENT, "--student", "base", "--force")
     page = (course / "feedback" / "base" / ASSIGNMENT / f"{NOTEBOOK}.html").read_text()
     assert "Passed (checked by the grader)" in page
@@ -176,7 +289,7 @@ def test_nbgrader_generate_feedback_hides_hidden_tests(hostile_class):
 
 
 def test_grades_csv_and_class_summary(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     output = course / "grading" / ASSIGNMENT
     rows = {row["student"]: row for row in csv.DictReader(open(output / "grades.csv"))}
     assert set(rows) == set(expected)
@@ -194,8 +307,8 @@ def test_grades_csv_and_class_summary(hostile_class):
 def test_gradebook_has_one_submission_per_student_and_matches_records(hostile_class):
     from nbgrader.api import Gradebook
 
-    course, expected, graded = hostile_class
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+    course, expected, graded, run = hostile_class
+    with Gradebook(gradebook_url(course, run)) as gradebook:
         assignment = gradebook.find_assignment(ASSIGNMENT)
         assert len(assignment.submissions) == len(expected)
         for submission in assignment.submissions:
@@ -204,9 +317,9 @@ def test_gradebook_has_one_submission_per_student_and_matches_records(hostile_cl
 
 
 def test_rerun_is_idempotent(hostile_class):
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     before = (course / "grading" / ASSIGNMENT / "grades.csv").read_text()
-    result = grade(course, "--workers", "2", timeout=300)
+    result = grade(course, *run["backend"], timeout=300)
     assert "0 to grade" in result.stderr
     assert (course / "grading" / ASSIGNMENT / "grades.csv").read_text() == before
 
@@ -214,13 +327,13 @@ def test_rerun_is_idempotent(hostile_class):
 def test_an_odd_upload_is_graded_under_its_lms_id_and_never_sets_its_own_time(hostile_class):
     from nbgrader.api import Gradebook
 
-    course, expected, graded = hostile_class
+    course, expected, graded, run = hostile_class
     record = graded[ODD_UPLOAD_ID]
     assert record["name"] == ODD_UPLOAD_NAME and record["status"] == "graded, needs review"
     assert record["reasons"] == ODD_UPLOAD_REASONS
     originals = course / "grading" / ASSIGNMENT / "originals" / ODD_UPLOAD_ID
     assert sorted(p.name for p in originals.iterdir()) == [f"{NOTEBOOK}.ipynb", f"{NOTEBOOK}.zip",
                                                            "timestamp.txt.uploaded"]
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+    with Gradebook(gradebook_url(course, run)) as gradebook:
         submission = gradebook.find_submission(ASSIGNMENT, ODD_UPLOAD_ID)
         assert submission.timestamp is None or submission.timestamp.year > 2000

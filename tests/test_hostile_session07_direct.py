@@ -64,6 +64,9 @@ def test_each_hostile_submission_scores_exactly_what_it_earns(name):
     results = graded(answers, name, limits=limits)
     assert score(results) == expected, {k: r.message for k, r in results.items()}
     assert score(results) <= hostile.BASE_SCORE
+    if name in ("ignores_alarm_and_loops", "infinite_loop_in_forward"):
+        # A limit reached is reported, so the class pipeline flags it for review.
+        assert "time limit reached" in (run_checks.last_problem or ""), run_checks.last_problem
 
 
 # Cases from the red team of issue 11, against the new boundary: each is BASE's block or
