@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUTPUT := output
+TEST_WORKERS ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 # Idle OpenMP threads sleep instead of spinning: on a shared CPU, spinning made training up to 10x slower.
 export OMP_WAIT_POLICY ?= PASSIVE
@@ -51,7 +52,10 @@ demo: release
 test: setup
 	# nbval runs each notebook once: the instructor copies in notebooks/ hold the solutions and the
 	# hidden tests, so running source/*.ipynb as well only repeated them.
-	$(BIN)/python -m pytest --nbval-lax notebooks tests -p no:cacheprovider --durations=25
+	# Two pytest workers (TEST_WORKERS=...), each taking whole modules and notebooks (nbval needs
+	# a notebook's cells in order on one kernel); the class run goes first (tests/conftest.py).
+	$(BIN)/python -m pytest --nbval-lax notebooks tests -p no:cacheprovider --durations=25 \
+		-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 # Only the JupyterLab browser test (part of `make test`): needs Debian's chromium.
 test-browser: setup

@@ -21,9 +21,8 @@ def test_course_solution_passed_on_20_seeds_out_of_20():
 
 @pytest.mark.parametrize("name, should_pass", [
     ("course solution", True),
-    ("lesson plan's answer", True),
     ("ignores bottom half of input", False),
-])
+])  # the lesson plan's answer passes the same check in test_hostile_session07_direct.py
 def test_grader_training_separates_correct_from_broken_models_today(name, should_pass):
     """Rerun seed 0 of each model the way grading does: correct ones clear the threshold, broken ones do not."""
     expected_pass, factory = calibrate.model_factories()[name]

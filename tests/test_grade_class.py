@@ -1,7 +1,8 @@
 """The class pipeline end to end, on a hostile class: one LMS zip, graded as a teaching assistant would.
 
 One class run proves the whole path once: an LMS zip with honest, hostile and malformed
-submissions → intake → sandboxed work on Dask workers → nbgrader's gradebook in PostgreSQL →
+submissions (the lesson plans' own answers are graded straight through the same checks in
+test_hostile_session07_direct.py) → intake → sandboxed work on Dask workers → nbgrader's gradebook in PostgreSQL →
 records, grades.csv, feedback. The run is killed halfway (a crash) and resumed, then run again
 unchanged. Each submission must get exactly its expected autograded score (never more than its
 code earns honestly); every hostile case's exact score is also proven cheaply, straight through
@@ -27,9 +28,6 @@ import pytest
 import hostile_submissions as hostile
 from nbgrader_harness import REPO, fill_answers, make_course, released, solution_answers
 
-sys.path.insert(0, str(REPO / "autograder" / "calibration"))
-import lesson_plan_session07  # noqa: E402  (the lesson plan's own answer, written independently)
-
 ASSIGNMENT, NOTEBOOK = "session07_residual_cnn", "residual_cnn"
 # Short limits for tests: a submission that hangs costs seconds, not minutes.
 TEST_LIMITS = """
@@ -44,7 +42,7 @@ HIDDEN_TEST_LINES = ['lesson.verify("', "from autograder.checks", "BEGIN HIDDEN 
 # output, its processes, its files).
 CLASS_HOSTILE = ["fork_bomb", "kills_own_process", "prints_gigabytes", "ignores_alarm_and_loops",
                  "reads_course_and_other_students", "uses_the_network"]
-LESSON_PLAN, UNTOUCHED = "lesson-plan", "untouched"
+UNTOUCHED = "untouched"
 
 
 # Canvas's flat file names carry the student's Canvas id, and students are keyed by it.
@@ -122,7 +120,6 @@ def class_zip(release) -> tuple[bytes, dict[str, tuple[int, bool]]]:
     with zipfile.ZipFile(download, "w") as archive:
         honest = {"solution": (solution_answers(ASSIGNMENT, NOTEBOOK), 13),
                   "base": (hostile.BASE, hostile.BASE_SCORE),
-                  LESSON_PLAN: (lesson_plan_session07.ANSWERS, 13),
                   UNTOUCHED: ({}, 0)}
         for name, (answers, score) in {**honest, **{n: hostile.TAMPER[n] for n in CLASS_HOSTILE}}.items():
             notebook = nbformat.writes(fill_answers(release, answers))
@@ -200,12 +197,6 @@ def test_there_are_many_small_autograded_checks(hostile_class):
     checks = [g for g in graded[SOLUTION]["grades"] if g["kind"] == "autograded"]
     assert len(checks) >= 12
     assert all(0 < g["max_score"] <= 2 for g in checks)
-
-
-def test_lesson_plan_answer_written_independently_gets_full_marks(hostile_class):
-    course, expected, graded, run = hostile_class
-    assert graded[LESSON_PLAN]["auto_score"] == graded[LESSON_PLAN]["auto_max"] == 13
-    assert graded[LESSON_PLAN]["status"] == "graded"
 
 
 def test_untouched_release_scores_zero_on_every_check(hostile_class):

@@ -22,6 +22,10 @@ def emit(record):
         data = data[_write(RESULTS, data):]
 
 
+class CellTimeoutError(RuntimeError):
+    pass
+
+
 def main():
     global RESULTS
     header = json.loads(sys.stdin.buffer.readline())
@@ -29,7 +33,7 @@ def main():
     RESULTS = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    current = {"index": -1}
+    current = {"index": -1, "timeouts_in_a_row": 0}
 
     def on_cell_start(cell, cell_index):
         current["index"] = cell_index
@@ -37,6 +41,13 @@ def main():
     def on_cell_executed(cell, cell_index, execute_reply):
         emit({"index": cell_index, "outputs": cell.get("outputs", []),
               "count": cell.get("execution_count")})
+        # A stopped cell is interrupted and the run goes on. When the next cell times out too,
+        # the kernel ignored the interrupt (a student's signal handler): every later cell would
+        # wait out its timeout in turn, so the run stops here.
+        timed_out = (execute_reply or {}).get("content", {}).get("ename") == "CellTimeoutError"
+        current["timeouts_in_a_row"] = current["timeouts_in_a_row"] + 1 if timed_out else 0
+        if current["timeouts_in_a_row"] >= 2:
+            raise CellTimeoutError("the kernel kept running after its cell was interrupted")
 
     client = NotebookClient(
         notebook, timeout=header["timeout"], kernel_name=header["kernel"], allow_errors=True,
