@@ -51,7 +51,6 @@ c.Spawner.http_timeout = 120
 c.Spawner.environment = {
     "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
     "DEEPNETS_EXCHANGE": users["exchange"],   # nbgrader_config.py of the course reads it
-    "OMP_WAIT_POLICY": "PASSIVE",
     **{name: os.environ[name] for name in ("DEEPNETS_DATA_ROOT", "DEEPNETS_OFFLINE", "DEEPNETS_BUDGET")
        if name in os.environ},
 }

@@ -6,8 +6,6 @@ from pathlib import Path
 
 # nbval's kernels inherit this environment: every notebook runs in the quick budget.
 os.environ.setdefault("DEEPNETS_BUDGET", "quick")
-# ... and their OpenMP threads sleep when idle instead of spinning (see deepnets/__init__.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # One folder for the whole run where checks that depend on a model alone (the grader's training
 # of a network) keep their results: the course solution's network is trained once, not per test.

@@ -208,7 +208,6 @@ def fresh_venv(distribution, tmp_path_factory):
         # the course's data for MNIST, or the offline sample: a student's machine downloads it
         **({"DEEPNETS_DATA_ROOT": os.environ["DEEPNETS_DATA_ROOT"]} if os.environ.get("DEEPNETS_DATA_ROOT")
            else {"DEEPNETS_OFFLINE": "1"}),
-        "OMP_WAIT_POLICY": "PASSIVE",
     }
     wheel = next(unpacked.glob("deepnets-*.whl"))
     run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], env=environment)

@@ -41,18 +41,19 @@
 # submit, *Restart & Run All* (or press **Validate**).
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
+# deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
+from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
+from deepnets.evidence import correct_answers, remember
+from deepnets.gradients import activation_stds, gradient_norms, plot_gradient_norms
+from deepnets.plots import plot_training_curves
+from deepnets.shapes import print_shape_table
+
 import copy
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
-from deepnets.evidence import correct_answers, remember
-from deepnets.gradients import activation_stds, gradient_norms, plot_gradient_norms
-from deepnets.plots import plot_training_curves
-from deepnets.shapes import print_shape_table
 
 device = pick_device()
 print(f"Device: {device}")

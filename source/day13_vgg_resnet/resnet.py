@@ -42,17 +42,18 @@
 # *Restart & Run All* (or press **Validate**) and check that no cell fails.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
-import dataclasses
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-
+# deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
 from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
 from deepnets.evidence import compare_on_same_images, correct_answers, remember
 from deepnets.gradients import gradient_norms, input_gradient, plot_gradient_norms
 from deepnets.plots import plot_training_curves
 from deepnets.shapes import print_shape_table
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 device = pick_device()
 print(f"Device: {device}")

@@ -41,13 +41,14 @@
 # Before you submit, *Restart & Run All* (or press **Validate**) and check that no cell fails.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
-import torch
-import torch.nn.functional as F
-from torch import nn
-
+# deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
 from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
 from deepnets.evidence import compare_on_same_images, correct_answers
 from deepnets.plots import plot_training_curves
+
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 device = pick_device()
 print(f"Device: {device}")
