@@ -170,7 +170,7 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
         output_bytes=max(limits.output_bytes, builds * 2 * MAX_MODEL_BYTES // 16))
     exported = run_sandboxed([sys.executable, "-I", str(RUNTIME / "exporting.py")],
                              stdin=json.dumps(header).encode() + b"\n", limits=export_limits)
-    models, cell_errors, finished = {}, {}, False
+    models, cell_errors, timed_out_builds, finished = {}, {}, set(), False
     for line in exported.stdout.split(b"\n"):
         try:
             record = json.loads(line) if line.strip() and len(line) <= MAX_MODEL_BYTES * 2 else None
@@ -187,7 +187,10 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
                 models[record["build"]] = {"model": record["model"]}
             elif isinstance(record.get("error"), str):
                 said = safe_error(record["error"], lesson.answer_cells)
-                models[record["build"]] = {"error": ("it " if said.startswith(TIMED_OUT) else "it raised ") + said}
+                if said.startswith(TIMED_OUT):
+                    timed_out_builds.add(record["build"])
+                models[record["build"]] = {"error": ("it " if record["build"] in timed_out_builds
+                                                     else "it raised ") + said}
     broken = "; ".join(f"your cell {cell} raised {error}" for cell, error in cell_errors.items())
     for build in lesson.builds():
         if build.key not in models:
@@ -200,8 +203,7 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
                           limits=dataclasses.replace(limits, wall_seconds=min(limits.wall_seconds, total)))
     # A limit reached is a problem for a person to look at, even when the checks' verdicts stand.
     timed_out = sorted({f"your cell {cell}" for cell, error in cell_errors.items() if error.startswith(TIMED_OUT)} |
-                       {f"building {build.spec()['class']}" for build in lesson.builds()
-                        if models[build.key].get("error", "").startswith("it " + TIMED_OUT)})
+                       {f"building {build.cls}" for build in lesson.builds() if build.key in timed_out_builds})
     run_checks.last_problem = safe_problem(exported.problem) or (
         None if finished else "the submission's process ended before every model was exported") or (
         f"time limit reached ({', '.join(timed_out)})" if timed_out else None)

@@ -26,7 +26,7 @@ import nbformat
 import pytest
 
 import hostile_submissions as hostile
-from nbgrader_harness import REPO, fill_answers, make_course, released, solution_answers
+from nbgrader_harness import build_course, fill_answers, make_course, released, solution_answers
 
 ASSIGNMENT, NOTEBOOK = "session07_residual_cnn", "residual_cnn"
 # Short limits for tests: a submission that hangs costs seconds, not minutes.
@@ -66,7 +66,7 @@ def command(*arguments) -> list[str]:
 
 
 def environment() -> dict:
-    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = build_course.with_venv_on_path()
     env.pop("DEEPNETS_BUDGET", None)   # as a grader runs it
     return env
 

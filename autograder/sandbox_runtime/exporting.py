@@ -153,13 +153,18 @@ def build(namespace, spec):
 
 # ------------------------------------------------------------------ the sandbox's worker
 
-def describe_error(error) -> str:
-    """`Type: message (in your cell c, line n)`; the grader keeps the type and place only."""
+def where_in_answers(error) -> str:
+    """` (in your cell c, line n)`: the last place in the answer cells the error passed through."""
     where = ""
     for frame in traceback.extract_tb(error.__traceback__):
         if frame.filename.startswith("<answer "):
             where = f" (in your cell {frame.filename[8:-1]}, line {frame.lineno})"
-    return f"{type(error).__name__}: {str(error)[:300]}{where}"
+    return where
+
+
+def describe_error(error) -> str:
+    """`Type: message (in your cell c, line n)`; the grader keeps the type and place only."""
+    return f"{type(error).__name__}: {str(error)[:300]}{where_in_answers(error)}"
 
 
 class CellTimeout(BaseException):
@@ -173,7 +178,7 @@ def on_alarm(signum, frame):
 def report_error(error, seconds) -> str:
     """describe_error, with a time limit said the way the grader recognises (trusted.TIMEOUT)."""
     if isinstance(error, CellTimeout):
-        return f"took longer than {seconds} s" + describe_error(error).partition(": ")[2]
+        return f"took longer than {seconds} s{where_in_answers(error)}"
     return describe_error(error)
 
 

@@ -23,7 +23,7 @@ def emit(record):
 
 
 class CellTimeoutError(RuntimeError):
-    pass
+    """A cell ran past its time limit: the error its output shows, and what stops a stuck kernel's run."""
 
 
 def main():
@@ -44,7 +44,7 @@ def main():
         # A stopped cell is interrupted and the run goes on. When the next cell times out too,
         # the kernel ignored the interrupt (a student's signal handler): every later cell would
         # wait out its timeout in turn, so the run stops here.
-        timed_out = (execute_reply or {}).get("content", {}).get("ename") == "CellTimeoutError"
+        timed_out = (execute_reply or {}).get("content", {}).get("ename") == CellTimeoutError.__name__
         current["timeouts_in_a_row"] = current["timeouts_in_a_row"] + 1 if timed_out else 0
         if current["timeouts_in_a_row"] >= 2:
             raise CellTimeoutError("the kernel kept running after its cell was interrupted")
@@ -53,8 +53,8 @@ def main():
         notebook, timeout=header["timeout"], kernel_name=header["kernel"], allow_errors=True,
         interrupt_on_timeout=True, startup_timeout=120, record_timing=False,
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
-        error_on_timeout={"ename": "CellTimeoutError", "evalue": "",
-                          "traceback": [f"CellTimeoutError: the cell ran longer than "
+        error_on_timeout={"ename": CellTimeoutError.__name__, "evalue": "",
+                          "traceback": [f"{CellTimeoutError.__name__}: the cell ran longer than "
                                         f"{header['timeout']} s and was stopped"]},
         resources={"metadata": {"path": os.getcwd()}},
         on_cell_start=on_cell_start, on_cell_executed=on_cell_executed)
