@@ -46,8 +46,9 @@ release: setup
 student: setup
 	$(BIN)/python tools/build_student.py
 
+# DEMO_ARGS="--record benchmarks/results/demo_timings.json" also records each part's seconds.
 demo: release
-	$(BIN)/python tools/run_notebooks.py --output $(OUTPUT) notebooks/*.ipynb
+	$(BIN)/python tools/run_notebooks.py --output $(OUTPUT) $(DEMO_ARGS) notebooks/*.ipynb
 
 test: setup
 	# nbval runs each notebook once: the instructor copies in notebooks/ hold the solutions and the

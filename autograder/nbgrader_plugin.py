@@ -166,7 +166,8 @@ class SandboxedExecute(Execute):
             if cell.cell_type == "code":
                 cell.outputs = []
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
-        header = {"timeout": self.timeout, "kernel": kernel}  # c.Execute.timeout, said once in nbgrader_config.py
+        header = {"timeout": self.timeout, "kernel": kernel,  # c.Execute.timeout, said once in nbgrader_config.py
+                  "output_bytes": self.limits().output_bytes}
         files = self._extra_files(resources.get("metadata", {}).get("path"))
         key = fingerprint([(c.cell_type, c.source) for c in visible.cells], header,
                           dataclasses.asdict(self.limits()),

@@ -92,7 +92,7 @@ def run_checks(assignment: str, answers: dict[str, str], *, student: str = "",
 # in its own cells it happened, and a description from this fixed list.
 KNOWN_ERRORS = {name for name, value in vars(builtins).items()
                 if isinstance(value, type) and issubclass(value, BaseException)} | {
-    "OutOfMemoryError", "CellTimeoutError", "DeadKernelError", "CellExecutionError", "ProbeTimeout",
+    "OutOfMemoryError", "CellTimeoutError", "OutputLimitError", "DeadKernelError", "CellExecutionError", "ProbeTimeout",
     "CheckFailed"}
 ERROR_DESCRIPTIONS = [
     (("shape", "size mismatch", "mat1", "dimension", "must match the size"), "tensor shapes or sizes do not match"),
@@ -103,6 +103,7 @@ ERROR_DESCRIPTIONS = [
     (("inplace", "in-place"), "an in-place operation broke autograd"),
     (("does not require grad", "grad_fn"), "a tensor has no gradient"),
     (("not implemented",), "not implemented yet"),
+    (("of output",), "the notebook printed more than the grader reads back"),
 ]
 WHERE = re.compile(r" \(in your cell (?P<cell>[A-Za-z0-9_]{1,40}), line (?P<line>\d{1,5})\)$")
 TIMED_OUT = "took longer than "     # how safe_error starts a time limit's message, and only then

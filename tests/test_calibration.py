@@ -1,4 +1,4 @@
-"""The accuracy threshold on record passes the solution on 20 seeds; broken models fail it live."""
+"""The accuracy threshold on record passes the solution on 20 seeds; a broken model fails it live, as recorded."""
 
 import json
 import sys
@@ -19,16 +19,14 @@ def test_course_solution_passed_on_20_seeds_out_of_20():
     assert min(accuracies) >= RESULTS["threshold"]
 
 
-@pytest.mark.parametrize("name, should_pass", [
-    ("course solution", True),
-    ("ignores bottom half of input", False),
-])  # the lesson plan's answer passes the same check in test_hostile_session07_direct.py
-def test_grader_training_separates_correct_from_broken_models_today(name, should_pass):
-    """Rerun seed 0 of each model the way grading does: correct ones clear the threshold, broken ones do not."""
-    expected_pass, factory = calibrate.model_factories()[name]
-    assert expected_pass == should_pass
+def test_a_broken_model_fails_today_as_recorded():
+    """Seed 0 of the broken model, trained the way grading trains: below the threshold, and the
+    accuracy on record (so the recipe the threshold was calibrated on has not drifted). That
+    correct models clear it today is each notebook's hidden test of cnn_learns_mnist (the course
+    solution, under nbval) and test_hostile_session07_direct.py (the lesson plan's answer)."""
+    name = "ignores bottom half of input"
+    should_pass, factory = calibrate.model_factories()[name]
+    assert not should_pass
     accuracy = calibrate.accuracy_as_graded(factory, seed=0)
-    assert (accuracy >= RESULTS["threshold"]) == should_pass, f"{name}: {accuracy:.1f}%"
-    recorded = RESULTS["runs"].get(name, {}).get("accuracies")
-    if recorded:
-        assert accuracy == pytest.approx(recorded[0], abs=0.5), "seed 0 no longer reproduces"
+    assert accuracy < RESULTS["threshold"], f"{name}: {accuracy:.1f}%"
+    assert accuracy == pytest.approx(RESULTS["runs"][name]["accuracies"][0], abs=0.5), "seed 0 no longer reproduces"

@@ -43,6 +43,10 @@ HIDDEN_TEST_LINES = ['lesson.verify("', "from autograder.checks", "BEGIN HIDDEN 
 CLASS_HOSTILE = ["fork_bomb", "kills_own_process", "prints_gigabytes", "ignores_alarm_and_loops",
                  "reads_course_and_other_students", "uses_the_network"]
 UNTOUCHED = "untouched"
+# Two malformed uploads, one graded and one not: the intake rebuilds every malformed case as its
+# honest twin or the untouched release (tests/test_intake.py proves each at that level), so the
+# class run needs only these two to prove the path from intake to a flagged record.
+CLASS_MALFORMED = ["deleted_test_cell", "invalid_json"]
 
 
 # Canvas's flat file names carry the student's Canvas id, and students are keyed by it.
@@ -128,7 +132,8 @@ def class_zip(release) -> tuple[bytes, dict[str, tuple[int, bool]]]:
             else:                                  # a folder per student (Moodle)
                 archive.writestr(f"{student_id(name)}_assignsubmission_file_/{NOTEBOOK}.ipynb", notebook)
             expected[student_id(name)] = (score, True)
-        for name, (files, score, gradable) in hostile.notebook_cases(release, fill_answers).items():
+        for name in CLASS_MALFORMED:
+            files, score, gradable = hostile.notebook_cases(release, fill_answers)[name]
             for file_name, data in files.items():
                 archive.writestr(f"{student_id(name)}/{file_name}", data)
             expected[student_id(name)] = (score, gradable)
@@ -175,7 +180,8 @@ def hostile_class(tmp_path_factory, database):
 
 def test_the_class_mixes_honest_hostile_and_malformed_submissions(hostile_class):
     course, expected, graded, run = hostile_class
-    assert len(set(expected) - {SOLUTION, "base"}) >= len(CLASS_HOSTILE) + 10
+    assert set(expected) - {SOLUTION, "base", UNTOUCHED, ODD_UPLOAD_ID} == \
+        {student_id(name) for name in CLASS_HOSTILE + CLASS_MALFORMED}
 
 
 def test_every_submission_gets_exactly_its_expected_score(hostile_class):
@@ -238,8 +244,9 @@ def test_honest_submissions_in_a_hostile_class_are_graded_as_if_alone(hostile_cl
 
 def test_malformed_submissions_are_flagged_with_a_reason(hostile_class):
     course, expected, graded, run = hostile_class
-    for name, (files, score, gradable) in hostile.notebook_cases(
-            released(course, ASSIGNMENT, NOTEBOOK), fill_answers).items():
+    cases = hostile.notebook_cases(released(course, ASSIGNMENT, NOTEBOOK), fill_answers)
+    for name in CLASS_MALFORMED:
+        files, score, gradable = cases[name]
         record = graded[student_id(name)]
         assert "needs review" in record["status"] and record["reasons"], name
         assert record["status"].startswith("graded" if gradable else "not graded"), name
@@ -249,6 +256,8 @@ def test_resource_hogs_are_flagged_for_review(hostile_class):
     course, expected, graded, run = hostile_class
     for name in ("ignores_alarm_and_loops", "prints_gigabytes"):
         assert "needs review" in graded[student_id(name)]["status"], name
+    # Gigabytes of output stop the run in the printing cell, not at its timeout.
+    assert any("OutputLimitError" in reason for reason in graded[student_id("prints_gigabytes")]["reasons"])
 
 
 def test_student_code_never_sees_course_files_network_or_other_students(hostile_class):
@@ -289,7 +298,7 @@ def test_grades_csv_and_class_summary(hostile_class):
     summary = json.loads((output / "summary.json").read_text())
     assert summary["students"] == len(expected)
     assert summary["pass_rate_per_check"]["block_keeps_shape"] > 0
-    assert {r["student"] for r in summary["needs_review"]} >= {"invalid-json", "empty-zip"}
+    assert {r["student"] for r in summary["needs_review"]} >= {"invalid-json", "deleted-test-cell"}
     assert (output / "score_distribution.png").stat().st_size > 1000
     by_check = list(csv.DictReader(open(output / "grades_by_check.csv")))
     assert {row["grade_id"] for row in by_check} >= {"cnn_learns_mnist", "reflection_skip"}

@@ -194,11 +194,13 @@ def test_a_cpu_hog_on_the_same_core_leaves_its_neighbours_score_unchanged():
     try:
         results = {}
         hog = threading.Thread(target=lambda: results.update(
-            hog=graded(HOG, "hog", limits=Limits(wall_seconds=50))))
+            hog=graded(HOG, "hog", limits=Limits(wall_seconds=35))))
         hog.start()
         results["honest"] = graded(hostile.BASE, "honest-next-to-a-hog")
+        hog_still_running = hog.is_alive()
         hog.join()
     finally:
         os.sched_setaffinity(0, affinity)
+    assert hog_still_running, "the hog's run ended before the honest one: they were not graded side by side"
     assert score(results["honest"]) == hostile.BASE_SCORE, {k: r.message for k, r in results["honest"].items()}
     assert score(results["hog"]) <= hostile.BASE_SCORE

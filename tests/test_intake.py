@@ -282,3 +282,30 @@ def test_long_names_and_a_file_shadowing_a_folder_are_stored_or_flagged(tmp_path
     write_collected(students["ana"], tmp_path / "submitted" / "ana" / ASSIGNMENT)
     assert students["ana"].reasons == ["notes/more.txt could not be stored (FileExistsError); it is in the download"]
     assert (tmp_path / "submitted" / "ana" / ASSIGNMENT / NOTEBOOK).read_bytes() == RELEASE_BYTES
+
+
+def test_each_malformed_notebook_is_rebuilt_as_its_honest_twin_or_not_graded(tmp_path):
+    """Every malformed submission of hostile.notebook_cases, through the intake's check: a
+    gradable one becomes exactly the notebook its answers make (so it is graded as the honest
+    BASE, whose score the class run proves), an ungradable one exactly the untouched release
+    (graded 0, as the class run proves); each says why it needs review. The class run grades
+    two of them end to end (tests/test_grade_class.py)."""
+    import hostile_submissions as hostile
+    from nbgrader_harness import fill_answers
+
+    release = nbformat.read(RELEASE, as_version=4)
+
+    def rebuilt(name: str, files: dict[str, bytes]):
+        folder = tmp_path / name
+        folder.mkdir()
+        for file_name, data in files.items():
+            (folder / file_name).write_bytes(data)
+        return check_submission(folder, name, RELEASE)
+
+    twin = intake.notebook_bytes(rebuilt("base", {NOTEBOOK: nbformat.writes(fill_answers(release, hostile.BASE)).encode()}).notebook)
+    untouched = intake.notebook_bytes(rebuilt("untouched", {NOTEBOOK: RELEASE_BYTES}).notebook)
+    for name, (files, score, gradable) in hostile.notebook_cases(release, fill_answers).items():
+        result = rebuilt(name, files)
+        assert result.gradable == gradable and result.reasons, (name, result.reasons)
+        assert intake.notebook_bytes(result.notebook) == (twin if gradable else untouched), name
+        assert score == (hostile.BASE_SCORE if gradable else 0), name

@@ -87,6 +87,32 @@ def test_printing_too_much_is_stopped():
     assert result.killed and "output" in result.problem and len(result.stderr) <= 2**20
 
 
+def test_a_kernel_that_ignores_the_interrupt_stops_the_notebook_at_its_first_timeout(tmp_path, monkeypatch):
+    """As autograding runs a notebook (SandboxedExecute): a timed-out cell whose kernel answers
+    again lets the run go on; one whose kernel ignores the interrupt ends the run there (the
+    next cell is not run, rather than waiting out its own timeout, and so on to the end)."""
+    import nbformat
+    from traitlets.config import Config
+
+    from autograder.nbgrader_plugin import SandboxedExecute
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    config = Config()
+    config.Execute.timeout = 3
+    cells = ["import time\nwhile True: time.sleep(0.1)", "print('after')",
+             "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass", "print('never')", "1"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3"}
+    notebook, _ = SandboxedExecute(config=config).preprocess(
+        notebook, {"nbgrader": {"student": "s"}, "metadata": {"path": str(tmp_path)}, "unique_key": "t"})
+    said = [[output.get("text") or output.get("evalue") for output in cell.outputs] for cell in notebook.cells]
+    problem = notebook.metadata["grading"]["execution"]["problem"]
+    stopped = "the cell ran longer than 3 s and was stopped"
+    assert said[0][-1] == stopped and said[1] == ["after\n"]
+    assert said[2] == [stopped] and problem == "the kernel stopped: CellTimeoutError"
+    assert said[3] == [f"not run: {problem}"] and said[4] == []
+
+
 def test_memory_is_limited():
     out, err, result = run("""
 try:

@@ -116,3 +116,7 @@ def test_nbgrader_autograde_grades_it_through_the_trusted_path(course):
     nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
     feedback = (course / "feedback" / "wrong" / ASSIGNMENT / "tiny.html").read_text()
     assert "some scores are negative" in feedback and "lesson.verify" not in feedback
+    # nbval's kernels start after this test and inherit the environment: they must still run in
+    # the quick budget (the harness's autograde once removed DEEPNETS_BUDGET for good, so every
+    # notebook after it ran in the demo budget).
+    assert os.environ.get("DEEPNETS_BUDGET") == "quick"

@@ -26,7 +26,7 @@ def main() -> None:
     os.environ["DEEPNETS_BUDGET"] = "full"
     os.environ["DEEPNETS_RECORD"] = "1"
     results = [run(path, arguments.output) for path in arguments.notebooks]
-    sys.exit(0 if all(results) else 1)
+    sys.exit(0 if all(result["succeeded"] for result in results) else 1)
 
 
 if __name__ == "__main__":

