@@ -42,3 +42,26 @@ def pick_budget(verbose: bool = True, **budgets: dict) -> Budget:
         settings = ", ".join(f"{key}={value}" for key, value in budgets[name].items())
         print(f"Budget '{name}' ({reason}): {settings}")
     return budget
+
+
+def print_measured_times(path, notebooks: list[str]) -> None:
+    """The seconds each part of `notebooks` took when `make demo` last recorded them (`path`,
+    written by tools/run_notebooks.py --record), for each data source it was run on."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        print(f"No measured times yet: run  make demo DEMO_ARGS='--record {path.name}'  and see {path}.")
+        return
+    for source, run in json.loads(path.read_text()).items():
+        machine = run["machine"]
+        print(f"{source}: {machine['cpu']}, {machine['cores']} cores, {machine['date']}")
+        for timing in run["notebooks"]:
+            if timing["notebook"] not in notebooks:
+                continue
+            state = "" if timing["succeeded"] else "  (a cell FAILED: the time is to the failure)"
+            print(f"  {timing['notebook']}: {timing['seconds']:.0f} s in all{state}")
+            for part, seconds in timing["seconds_by_part"].items():
+                if seconds >= 1:
+                    print(f"    {seconds:6.0f} s  {part}")

@@ -37,29 +37,32 @@
 # %% [markdown]
 # ## Timeline
 #
-# Minutes are the lesson plan's. "Compute" is what the notebook's training and measuring cells
-# take in the demo budget on a 2-core laptop CPU: the instructor's wait when running a demo
-# live, and a student's when running the cells; the rest of each slot is reading and writing
-# code. These compute times are estimates from single-thread step costs measured on the
-# course's 2-core machine while it was shared with other jobs (the README's Day 13 section
-# gives the measurements); time `make demo` on your own laptop before class.
+# Minutes are the lesson plan's. The computing in each slot (the instructor's wait when running
+# a demo live, a student's when running the cells; the rest is reading and writing code) is
+# printed after this table, part by part, as `make demo` last measured it in the demo budget
+# on a 2-core laptop-class CPU; time `make demo` on your own laptop before class.
 #
-# | when | activity | notebook, part | how | minutes | compute (demo budget) |
-# | --- | --- | --- | --- | --- | --- |
-# | morning | optional daily check-in with peers on Teams | | | 15 | |
-# | morning | video learning (the five videos below) | | self-paced | 90 | |
-# | morning | reference material (readings below) | | self-paced | 30 | |
-# | morning | Exercise 1: VGG blocks and VGG-16 | `vgg.ipynb` Parts A, B (6 points) | self-paced | 60 | seconds (shape checks only) |
-# | morning | Exercise 1, continued: VGG-16 without and with BatchNorm | `vgg.ipynb` Part C | live demo (`notebooks/vgg.ipynb`), then read and run | within the 60 | about 2 minutes (estimate) |
-# | morning | Exercise 2: understanding residual blocks | `resnet.ipynb` Part A (10 points) | self-paced | 60 | seconds |
-# | afternoon | Exercise 3: implement ResNet-18 | `resnet.ipynb` Part B (6 points) | self-paced | 70 | seconds |
-# | afternoon | Exercise 4: compare plain and residual networks | `resnet.ipynb`, "Plain against residual, fairly" | self-paced, read and run | 60 | about 1 minute (estimate) |
-# | afternoon | Exercise 5: visualise gradient flow | `resnet.ipynb`, "Gradient flow" (18 layers; 34 after Part C) | self-paced, read and run | 40 | seconds |
-# | afternoon | mini-challenge: design a deeper ResNet | `resnet.ipynb` Part C: core (5 points) in class, open part (4 points) | self-paced; the open part's report can be homework | 50 | about 1.5 minutes (estimate) |
-# | afternoon | reflection and consolidation | `resnet.ipynb` Part D: seven prompts, all graded (13 points) | self-paced or homework | 30 | |
+# | when | activity | notebook, part | how | minutes |
+# | --- | --- | --- | --- | --- |
+# | morning | optional daily check-in with peers on Teams | | | 15 |
+# | morning | video learning (the five videos below) | | self-paced | 90 |
+# | morning | reference material (readings below) | | self-paced | 30 |
+# | morning | Exercise 1: VGG blocks and VGG-16 | `vgg.ipynb` Parts A, B (6 points) | self-paced | 60 |
+# | morning | Exercise 1, continued: VGG-16 without and with BatchNorm | `vgg.ipynb` Part C | live demo (`notebooks/vgg.ipynb`), then read and run | within the 60 |
+# | morning | Exercise 2: understanding residual blocks | `resnet.ipynb` Part A (10 points) | self-paced | 60 |
+# | afternoon | Exercise 3: implement ResNet-18 | `resnet.ipynb` Part B (6 points) | self-paced | 70 |
+# | afternoon | Exercise 4: compare plain and residual networks | `resnet.ipynb`, "Plain against residual, fairly" | self-paced, read and run | 60 |
+# | afternoon | Exercise 5: visualise gradient flow | `resnet.ipynb`, "Gradient flow" (18 layers; 34 after Part C) | self-paced, read and run | 40 |
+# | afternoon | mini-challenge: design a deeper ResNet | `resnet.ipynb` Part C: core (5 points) in class, open part (4 points) | self-paced; the open part's report can be homework | 50 |
+# | afternoon | reflection and consolidation | `resnet.ipynb` Part D: seven prompts, all graded (13 points) | self-paced or homework | 30 |
 #
 # The lesson plan asks for "two or three" reflection prompts; this course grades all seven,
 # because each is answered from the day's own outputs in a few sentences.
+
+# %%
+from deepnets.budget import print_measured_times
+
+print_measured_times("../benchmarks/results/demo_timings.json", ["vgg.ipynb", "resnet.ipynb"])
 
 # %% [markdown]
 # ## Opening question and talking points

@@ -38,21 +38,18 @@
 # | 0:25 – 0:50 | 3. Solo exercise: implementing a residual CNN | `residual_cnn.ipynb` (release) |
 # | 0:50 – 1:00 | 4. Wrap-up and key insights | the demo's last section |
 #
-# **How long each part takes.** Measured in the demo budget on this course's shared 2-core
-# build machine (2 December 2026, while other jobs kept its load average between 20 and 90, so
-# only CPU seconds mean anything; each notebook computes with 2 threads):
-#
-# | part | computing (demo budget) | in class |
-# | --- | --- | --- |
-# | demo section 1 (two models, 4,000 images) | about a sixth of the demo's time | 4 min |
-# | demo section 2 (gradients at initialisation) | a few seconds | 5 min |
-# | demo section 3 (six training runs) | about three quarters of the demo's time | 8 min |
-# | demo section 4 and wrap-up | a few seconds | 3 min |
-# | whole demo | 322 CPU s on full MNIST, 353 on the offline sample | 20 min |
-# | exercise: BatchNorm by hand, then the BatchNorm experiment (six short runs) | about 60 CPU s | 5 min |
-# | exercise: Parts A and B (writing code; tests take seconds) | seconds | 12 min |
-# | exercise: Part C training, then reflections | about 45 CPU s on the offline sample (4,000 images); not measured on full MNIST, which trains on five times as many | 8 min |
-#
+# **How long each part takes.** The minutes above are the lesson plan's. What the notebooks
+# compute in the demo budget on a 2-core laptop-class CPU, as `make demo` last measured it
+# (each part is the cells under one heading; the rest of a slot is talking, reading and
+# writing code), is printed below; time `make demo` on your own laptop before class.
+
+# %%
+from deepnets.budget import print_measured_times
+
+print_measured_times("../benchmarks/results/demo_timings.json",
+                     ["session07_vanishing_gradients.ipynb", "residual_cnn.ipynb"])
+
+# %% [markdown]
 # If the 25 minutes run short, students finish the five reflections after class: they need
 # only the printed numbers and figures of their own run.
 #
