@@ -131,7 +131,10 @@ def screenshot(page, name: str) -> None:
 
 def open_notebook(page, lab, path: str) -> None:
     url, token = lab
-    page.goto(f"{url}/lab/tree/{path}?token={token}")
+    # reset: a fresh layout with only this notebook. A restored workspace (the notebooks of
+    # earlier tests, possibly side by side) can leave too little width for the notebook's
+    # toolbar, which then hides buttons such as Validate in its overflow menu.
+    page.goto(f"{url}/lab/tree/{path}?reset&token={token}")
     page.locator(f"{ACTIVE} .jp-Notebook .jp-Cell").first.wait_for(timeout=90_000)
     page.wait_for_function(
         "() => document.querySelector('#jp-main-statusbar')?.innerText.includes('Idle')",
