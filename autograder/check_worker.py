@@ -2,7 +2,7 @@
 
 Reads one JSON line, {"assignment": name, "seed": n, "timeout_scale": s, "threads": n,
 "cache": folder or null, "models": {key: {"model": base64 bytes} | {"error": why}}}, and writes one JSON line per
-check, {"check": grade_id, "passed": bool, "message": str}, then {"done": true}. Started by
+check, {"check": grade_id, "passed": bool, "message": str, "seconds": wall}, then {"done": true}. Started by
 autograder/trusted.py under time and memory limits (sandbox.run_limited).
 """
 
@@ -11,6 +11,7 @@ import importlib
 import json
 import signal
 import sys
+import time
 
 import torch
 
@@ -36,13 +37,15 @@ def main():
     signal.signal(signal.SIGPROF, on_alarm)
     for grade_id, check in lesson.checks.items():
         seconds = max(1, int(check.timeout * header.get("timeout_scale", 1.0)))
+        started = time.monotonic()
         try:
             signal.setitimer(signal.ITIMER_PROF, seconds)  # CPU seconds, not wall time next to a neighbour
             passed, message = lesson.run(grade_id, blobs, header["seed"], cache=header.get("cache"))
             signal.setitimer(signal.ITIMER_PROF, 0)
         except CheckTimeout:
             passed, message = False, f"took longer than {seconds} s"
-        print(json.dumps({"check": grade_id, "passed": passed, "message": message}), flush=True)
+        print(json.dumps({"check": grade_id, "passed": passed, "message": message,
+                          "seconds": round(time.monotonic() - started, 3)}), flush=True)
     print(json.dumps({"done": True}), flush=True)
 
 

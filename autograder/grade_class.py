@@ -212,7 +212,13 @@ def prepare(course: str, assignment: str, student: str, notebook: str, env: dict
     HANDOVER.clear()
     nb, resources = SandboxedExecute(config=config).preprocess(nb, resources)
     TrustedChecks(config=config).preprocess(nb, resources)
-    return {"student": student, "seconds": time.monotonic() - start, "results": HANDOVER.get("made", {})}
+    made, computed = HANDOVER.get("made", {}), HANDOVER.get("computed", set())
+    seconds = {"worker": round(time.monotonic() - start, 2)}   # parts taken from the cache: not timed
+    if "execute" in computed:
+        seconds["notebook run (sandbox)"] = made["execute"][1].get("seconds")
+    if "checks" in computed:
+        seconds.update(made["checks"][1].get("timings") or {})
+    return {"student": student, "seconds": seconds, "results": made}
 
 
 class LocalPool:
@@ -417,10 +423,12 @@ def grade_class(course: Path, assignment: str, *, zip_path: Path | None = None,
                 except Exception as error:  # the writer's autograde redoes the work, and says so
                     log(f"{student}: work failed on the worker ({type(error).__name__}: {error})")
                     hand_over(student, {})
+                written = time.monotonic()
                 try:
                     ok, error = writer.autograde(assignment, student)
                 except Exception as failure:  # recorded as "not graded" for review; the class goes on
                     ok, error = False, f"{type(failure).__name__}"
+                timings.setdefault(student, {})["gradebook writer"] = round(time.monotonic() - written, 2)
                 record = record_for(writer, course, assignment, notebook, student, states[student],
                                     parts, ok, error)
                 record.update(sha=states[student]["sha"], grader=fingerprint)
@@ -435,6 +443,8 @@ def grade_class(course: Path, assignment: str, *, zip_path: Path | None = None,
             pool.close()
     records = [done(s) for s in states]
     report.write_grades(records, output)
+    if timings:  # where this run's seconds went, per submission (benchmarks/grading_benchmark.py)
+        (output / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     seconds = time.monotonic() - start
     summary = report.write_summary(records, output, assignment, {
         "isolation": isolation_level(), "workers": workers,

@@ -50,6 +50,9 @@ def handed_over(kind: str, resources, key: str):
 
 
 def note_recomputed(nb, resources, kind: str) -> None:
+    """`kind` is computed now, not taken from the worker's hand-over or the cache: the writer notes
+    it in the notebook; a worker's timings (grade_class.prepare) count only what it computed."""
+    HANDOVER.setdefault("computed", set()).add(kind)
     if resources.get("nbgrader", {}).get("student") in HANDOVER.get("given", {}):
         nb.metadata.setdefault("grading", {}).setdefault("recomputed", []).append(kind)
 
@@ -293,7 +296,7 @@ class TrustedChecks(NbGraderPreprocessor):
             results = run_checks(assignment, answers, student=student, limits=limits,
                                  timeout_scale=self.probe_timeout_scale)
             cached = {"results": {grade_id: dataclasses.asdict(r) for grade_id, r in results.items()},
-                      "problem": run_checks.last_problem}
+                      "problem": run_checks.last_problem, "timings": run_checks.last_timings}
             cache_put("checks", key, cached)
         HANDOVER.setdefault("made", {})["checks"] = (key, cached)
         return ({grade_id: CheckResult(**value) for grade_id, value in cached["results"].items()},

@@ -77,7 +77,8 @@ def run_checks(assignment: str, answers: dict[str, str], *, student: str = "",
                timeout_scale: float = 1.0) -> dict[str, CheckResult]:
     """grade_id -> CheckResult of every check of `assignment` on the answer cells `answers`.
 
-    When the student's process did not end normally (a limit), `run_checks.last_problem` says why.
+    When the student's process did not end normally (a limit), `run_checks.last_problem` says why;
+    `run_checks.last_timings` says where the seconds went.
     """
     module = load_checks(assignment)
     if module is None:
@@ -136,6 +137,12 @@ def safe_problem(problem: str | None) -> str | None:
     return status.group(1) if status else problem[:200]
 
 
+def reported_seconds(value, most: float) -> float:
+    """A duration a process reported about itself, for the timing breakdown only (never a grade):
+    a number between 0 and the process's own measured run time, else 0."""
+    return min(float(value), most) if isinstance(value, (int, float)) and 0 <= value < float("inf") else 0.0
+
+
 MAX_MODEL_BYTES = 64 * 2**20
 MODEL_CACHE_VARIABLE = "GRADER_MODEL_CACHE_DIR"
 
@@ -172,6 +179,7 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
     exported = run_sandboxed([sys.executable, "-I", str(RUNTIME / "exporting.py")],
                              stdin=json.dumps(header).encode() + b"\n", limits=export_limits)
     models, cell_errors, timed_out_builds, finished = {}, {}, set(), False
+    reported = {"answer cells": 0.0, "models built and exported": 0.0}
     for line in exported.stdout.split(b"\n"):
         try:
             record = json.loads(line) if line.strip() and len(line) <= MAX_MODEL_BYTES * 2 else None
@@ -179,6 +187,9 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
             continue
         if not isinstance(record, dict):
             continue
+        part = "answer cells" if "cell" in record else "models built and exported" if "build" in record else None
+        if part:
+            reported[part] += reported_seconds(record.get("seconds"), exported.seconds)
         if record.get("done") is True:
             finished = True
         elif isinstance(record.get("cell"), str) and isinstance(record.get("error"), str):
@@ -216,6 +227,13 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
             continue
         if isinstance(record, dict) and record.get("check") in lesson.checks:
             verdicts[record["check"]] = record
+    check_seconds = {grade_id: reported_seconds(record.get("seconds"), checked.seconds)
+                     for grade_id, record in verdicts.items()}
+    # Wall seconds of each part, for the grading benchmark (benchmarks/grading_benchmark.py).
+    run_checks.last_timings = {"export sandbox": round(exported.seconds, 2),
+                               **{f"export sandbox: {part}": round(v, 2) for part, v in reported.items()},
+                               "checks process": round(checked.seconds, 2),
+                               **{f"check {grade_id}": round(v, 2) for grade_id, v in check_seconds.items()}}
     results = {}
     for grade_id, check in lesson.checks.items():
         record = verdicts.get(grade_id)

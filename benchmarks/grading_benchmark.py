@@ -1,15 +1,18 @@
 """Benchmark: plain serial `nbgrader autograde` against autograder/grade_class.py on one class.
 
-    python benchmarks/grading_benchmark.py [--students 50] [--workers 1 2] [--output benchmarks/grading_RESULTS.md]
+    python benchmarks/grading_benchmark.py [--assignment session07_residual_cnn] [--students 50]
+        [--workers 1 2] [--no-plain] [--output benchmarks/results/grading_<assignment>.md]
 
-Builds a class of completed Session 7 submissions (the course's solution, the lesson plan's
-answer and two honest variants, each notebook made unique), then on this machine, in this run:
+Builds a class of completed submissions (the course's solution, the lesson plan's answer and
+two honest variants, each notebook made unique), then on this machine, in this run:
 1. a course with nbgrader's default autograde (the kernel decides, no sandbox) grades it
-   serially with `nbgrader autograde`;
+   serially with `nbgrader autograde` (skipped with --no-plain);
 2. for each worker count, a fresh course grades it with the pipeline (sandboxes, trusted checks,
    no cache from an earlier run).
-Writes the times, submissions per minute, the ratio to plain nbgrader, and whether the two
-gave the same autograded scores.
+Writes the times, submissions per minute, the ratio to plain nbgrader, whether the two gave the
+same autograded scores, and where a submission's seconds went (grade_class's timings.json:
+the notebook's sandboxed run, the export sandbox, the checks' process and each check, the
+gradebook writer).
 """
 
 from __future__ import annotations
@@ -34,20 +37,29 @@ sys.path.insert(0, str(REPO / "autograder" / "calibration"))
 from nbgrader_harness import fill_answers, make_course, released, solution_answers  # noqa: E402
 import lesson_plan_session07  # noqa: E402
 
-ASSIGNMENT, NOTEBOOK = "session07_residual_cnn", "residual_cnn"
+import day13_mutants  # noqa: E402
+import lesson_plan_day13  # noqa: E402
+import lesson_plan_session07  # noqa: E402
+
+NOTEBOOKS = {"session07_residual_cnn": "residual_cnn", "day13_vgg_resnet": "resnet"}
 TRUSTED_SECTION = re.compile(r"\n# Trusted grading.*?(?=\n# zip_collect)", re.DOTALL)
 
 
-def class_answers(count: int) -> dict[str, dict[str, str]]:
-    solution = solution_answers(ASSIGNMENT, NOTEBOOK)
-    variants = [
-        solution,
-        lesson_plan_session07.ANSWERS,
-        dict(solution, residual_block=solution["residual_block"].replace(
-            "return F.relu(out + x)", "return F.relu(out)")),                  # forgot the skip
-        dict(lesson_plan_session07.ANSWERS, residual_cnn=lesson_plan_session07.RESIDUAL_CNN.replace(
-            "nn.MaxPool2d(2, 2)", "nn.AvgPool2d(2, 2)")),                         # average pooling
-    ]
+def class_answers(assignment: str, count: int) -> dict[str, dict[str, str]]:
+    """`count` students cycling through four honest submissions, each notebook made unique."""
+    solution = solution_answers(assignment, NOTEBOOKS[assignment])
+    if assignment == "session07_residual_cnn":
+        variants = [
+            solution,
+            lesson_plan_session07.ANSWERS,
+            dict(solution, residual_block=solution["residual_block"].replace(
+                "return F.relu(out + x)", "return F.relu(out)")),                  # forgot the skip
+            dict(lesson_plan_session07.ANSWERS, residual_cnn=lesson_plan_session07.RESIDUAL_CNN.replace(
+                "nn.MaxPool2d(2, 2)", "nn.AvgPool2d(2, 2)")),                         # average pooling
+        ]
+    else:
+        variants = [solution, lesson_plan_day13.ANSWERS, day13_mutants.mutate(solution, "no_skip"),
+                    day13_mutants.mutate(solution, "stride_on_conv2")]
     return {f"student{i:02d}": {cell: f"# {i:02d}\n{code}" for cell, code in variants[i % len(variants)].items()}
             for i in range(count)}
 
@@ -58,78 +70,104 @@ def environment() -> dict:
     return env
 
 
-def autograded_scores_gradebook(course: Path) -> dict[str, float]:
+def autograded_scores_gradebook(course: Path, assignment: str) -> dict[str, float]:
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         return {s.student.id: sum(n.code_score for n in s.notebooks)
-                for s in gradebook.find_assignment(ASSIGNMENT).submissions}
+                for s in gradebook.find_assignment(assignment).submissions}
 
 
-def plain_nbgrader(root: Path, answers: dict) -> tuple[float, dict]:
-    course = make_course(root / "plain", ASSIGNMENT)
+def plain_nbgrader(root: Path, assignment: str, answers: dict) -> tuple[float, dict]:
+    course = make_course(root / "plain", assignment)
     config = course / "nbgrader_config.py"
     config.write_text(TRUSTED_SECTION.sub("", config.read_text()))  # nbgrader's own autograde
-    release = released(course, ASSIGNMENT, NOTEBOOK)
+    notebook = NOTEBOOKS[assignment]
+    release = released(course, assignment, notebook)
     for student, cells in answers.items():
-        folder = course / "submitted" / student / ASSIGNMENT
+        folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True)
-        nbformat.write(fill_answers(release, cells), folder / f"{NOTEBOOK}.ipynb")
+        nbformat.write(fill_answers(release, cells), folder / f"{notebook}.ipynb")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force",
+    subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment, "--force",
                     "--log-level=WARN"], cwd=course, env=environment(), check=True)
-    return time.perf_counter() - start, autograded_scores_gradebook(course)
+    return time.perf_counter() - start, autograded_scores_gradebook(course, assignment)
 
 
-def pipeline(root: Path, answers: dict, workers: int) -> tuple[float, dict]:
-    course = make_course(root / f"pipeline{workers}", ASSIGNMENT)
-    release = released(course, ASSIGNMENT, NOTEBOOK)
+def pipeline(root: Path, assignment: str, answers: dict, workers: int) -> tuple[float, dict, dict]:
+    """Seconds, autograded scores, and grade_class's own per-submission timings."""
+    course = make_course(root / f"pipeline{workers}", assignment)
+    release = released(course, assignment, NOTEBOOKS[assignment])
     folder = root / f"class{workers}"
     folder.mkdir()
     for student, cells in answers.items():
         nbformat.write(fill_answers(release, cells), folder / f"{student}.ipynb")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "autograder.grade_class", ASSIGNMENT, "--folder", str(folder),
+    subprocess.run([sys.executable, "-m", "autograder.grade_class", assignment, "--folder", str(folder),
                     "--workers", str(workers), "--no-progress"], cwd=course, env=environment(), check=True)
-    return time.perf_counter() - start, autograded_scores_gradebook(course)
+    seconds = time.perf_counter() - start
+    timings = json.loads((course / "grading" / assignment / "timings.json").read_text())
+    return seconds, autograded_scores_gradebook(course, assignment), timings
+
+
+def breakdown(timings: dict[str, dict]) -> list[str]:
+    """A table: each part's mean and largest seconds per submission (parts nest: see the names)."""
+    parts = list(dict.fromkeys(part for student in timings.values() for part in student))
+    lines = ["| part (wall seconds; indented parts are inside the one above) | mean per submission | largest |",
+             "| --- | ---: | ---: |"]
+    for part in parts:
+        values = [t[part] for t in timings.values() if isinstance(t.get(part), (int, float))]
+        if values:
+            nested = part.startswith("check ") or ": " in part
+            lines.append(f"| {'&nbsp;&nbsp;&nbsp;&nbsp;' if nested else ''}{part} | "
+                         f"{sum(values) / len(values):.1f} | {max(values):.1f} |")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--assignment", choices=sorted(NOTEBOOKS), default="session07_residual_cnn")
     parser.add_argument("--students", type=int, default=50)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
-    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "grading_RESULTS.md")
+    parser.add_argument("--no-plain", action="store_true", help="skip plain nbgrader (the slowest run)")
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/grading_<assignment>.md")
     args = parser.parse_args()
-    answers = class_answers(args.students)
+    output = args.output or REPO / "benchmarks" / "results" / f"grading_{args.assignment}.md"
+    answers = class_answers(args.assignment, args.students)
     root = Path(tempfile.mkdtemp(prefix="grading-benchmark-"))
-    results = {}
-    seconds, plain_scores = plain_nbgrader(root, answers)
-    results["plain nbgrader autograde (serial)"] = {"seconds": seconds, "workers": 1, "agree": True}
-    print(f"plain: {seconds:.0f} s", flush=True)
+    results, plain_scores, plain, timings = {}, None, None, {}
+    if not args.no_plain:
+        plain, plain_scores = plain_nbgrader(root, args.assignment, answers)
+        results["plain nbgrader autograde (serial)"] = {"seconds": plain, "workers": 1, "agree": True}
+        print(f"plain: {plain:.0f} s", flush=True)
     for workers in args.workers:
-        seconds, scores = pipeline(root, answers, workers)
-        disagree = {s: (plain_scores.get(s), scores.get(s)) for s in answers if plain_scores.get(s) != scores.get(s)}
-        results[f"grade_class, {workers} worker(s)"] = {"seconds": seconds, "workers": workers,
+        seconds, scores, timings[workers] = pipeline(root, args.assignment, answers, workers)
+        disagree = {s: (plain_scores.get(s), scores.get(s)) for s in answers
+                    if plain_scores is not None and plain_scores.get(s) != scores.get(s)}
+        results[f"grade_class, {workers} worker(s)"] = {"seconds": seconds, "workers": workers, "scores": scores,
                                                         "agree": not disagree, "disagree": disagree}
         print(f"pipeline {workers}: {seconds:.0f} s, disagreements {disagree}", flush=True)
-    plain = results["plain nbgrader autograde (serial)"]["seconds"]
-    lines = [f"# Grading benchmark ({date.today()})", "",
-             f"{args.students} completed Session 7 submissions, graded on one machine in one run "
-             f"(`python benchmarks/grading_benchmark.py --students {args.students} --workers "
-             f"{' '.join(map(str, args.workers))}`): {platform.platform()}, {os.cpu_count()} CPU cores "
-             f"(shared with other work while this ran, so times are noisy).", "",
-             "| run | seconds | submissions / minute | time / plain nbgrader | same autograded scores as plain |",
-             "| --- | ---: | ---: | ---: | --- |"]
+    command = " ".join(["python benchmarks/grading_benchmark.py", f"--assignment {args.assignment}",
+                        f"--students {args.students}", f"--workers {' '.join(map(str, args.workers))}",
+                        *(["--no-plain"] if args.no_plain else [])])
+    lines = [f"# Grading benchmark: {args.assignment} ({date.today()})", "",
+             f"{args.students} completed submissions, graded on one machine in one run (`{command}`): "
+             f"{platform.platform()}, {os.cpu_count()} CPU cores.", "",
+             "| run | seconds | seconds per submission | submissions / minute | time / plain nbgrader "
+             "| same autograded scores as plain |", "| --- | ---: | ---: | ---: | ---: | --- |"]
     for name, result in results.items():
-        lines.append(f"| {name} | {result['seconds']:.0f} | {60 * args.students / result['seconds']:.2f} | "
-                     f"{result['seconds'] / plain:.2f} | {'yes' if result['agree'] else result['disagree']} |")
-    lines += ["", "The pipeline does more work per submission than plain nbgrader: it runs the notebook "
-              "(without hidden tests) in one sandbox and the trusted checks, including the grader's "
-              "training of the student's model, in another, each limited to one thread so that "
-              "grades do not depend on the number of workers.", "",
-              "```json", json.dumps(results, indent=1), "```", ""]
-    args.output.write_text("\n".join(lines))
-    print(args.output.read_text())
+        ratio = f"{result['seconds'] / plain:.2f}" if plain else "not measured"
+        agree = "not compared" if plain is None else "yes" if result["agree"] else result["disagree"]
+        lines.append(f"| {name} | {result['seconds']:.0f} | {result['seconds'] / args.students:.1f} | "
+                     f"{60 * args.students / result['seconds']:.2f} | {ratio} | {agree} |")
+    for workers, table in timings.items():
+        lines += ["", f"Where a submission's seconds went with {workers} worker(s) (grade_class's "
+                  "timings.json). The worker runs the notebook's sandbox, then the export sandbox and "
+                  "the checks' process; the gradebook writer runs after it, one submission at a time. "
+                  "Parts a sandbox reported about itself are marked so.", "", *breakdown(table)]
+    lines += ["", "```json", json.dumps(results, indent=1), "```", ""]
+    output.write_text("\n".join(lines))
+    print(output.read_text())
 
 
 if __name__ == "__main__":

@@ -33,6 +33,11 @@ def test_solution_passes_every_check_and_there_are_many_small_ones():
 
     results = passed(solution_answers(ASSIGNMENT, NOTEBOOK), "solution")
     assert [grade_id for grade_id, ok in results.items() if not ok] == []
+    # Where the seconds went (the grading benchmark's breakdown): every check, inside its process.
+    timings = run_checks.last_timings
+    assert {f"check {grade_id}" for grade_id in lesson.checks} <= set(timings)
+    assert 0 < timings["export sandbox: models built and exported"] <= timings["export sandbox"]
+    assert 0 < sum(timings[f"check {grade_id}"] for grade_id in lesson.checks) <= timings["checks process"]
     points = [cell.metadata["nbgrader"]["points"] for cell in build_course.source_notebook(LESSON).cells
               if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade")]
     assert len(results) == len(lesson.checks) == len(points) >= 15

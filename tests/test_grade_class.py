@@ -222,6 +222,19 @@ def test_an_interrupted_run_resumes_without_regrading_what_is_done(hostile_class
     assert all(after[name] == mtime for name, mtime in first.items())
 
 
+def test_the_resumed_run_says_where_each_submissions_seconds_went(hostile_class):
+    course, expected, graded, run = hostile_class
+    timings = json.loads((course / "grading" / ASSIGNMENT / "timings.json").read_text())
+    assert set(timings) == {student for student in expected if f"{student}.json" not in run["first"]}
+    assert all(t["gradebook writer"] >= 0 for t in timings.values())
+    # All but the malformed, and those the killed run had finished but not written (in the cache).
+    ran = [t for t in timings.values() if "notebook run (sandbox)" in t]
+    assert ran
+    for parts in ran:   # the worker's parts run one after another, inside its own time
+        assert 0 < parts["notebook run (sandbox)"] + parts["export sandbox"] + parts["checks process"] \
+            < parts["worker"]
+
+
 def test_dask_and_postgresql_hold_the_class(hostile_class):
     course, expected, graded, run = hostile_class
     if not run["database"]:
