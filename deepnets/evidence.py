@@ -224,16 +224,23 @@ def save_record(key: str, budget, *, models: dict[str, nn.Module], histories: di
 
 
 def load_record(key: str, models: dict[str, nn.Module] | None = None) -> Record | None:
-    """The recorded run `key`, or None; RecordMismatch when `models` differ from the recorded ones."""
+    """The recorded run `key`, or None; RecordMismatch when `models` differ from the recorded ones.
+
+    A smaller budget may train fewer or other models than the full one (a shallower depth, say):
+    every model both name is compared, and at least one must be in both.
+    """
     path = record_path(key)
     if not path.exists():
         return None
     payload = json.loads(path.read_text())
     record = Record(key, {name: history_from_dict(h) for name, h in payload["histories"].items()},
                     payload.get("results", {}), payload["models"], payload["provenance"])
+    if models and not set(models) & set(record.models):
+        raise RecordMismatch(f"{record.describe()} holds {sorted(record.models)}, none of the notebook's "
+                             f"{sorted(models)}: record it again (tools/record_reference.py).")
     for name, model in (models or {}).items():
         live, recorded = architecture(model), record.models.get(name)
-        if recorded != live:
+        if recorded is not None and recorded != live:
             raise RecordMismatch(f"{record.describe()} holds {name} as {recorded}, but the notebook's "
                                  f"{name} is {live}: record it again (tools/record_reference.py).")
     return record

@@ -34,6 +34,7 @@ from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device
 from deepnets.evidence import compare_on_same_images, correct_answers, remember
 from deepnets.gradients import gradient_norms, plot_gradient_norms
 from deepnets.live import LiveCurves
+from deepnets.plots import plot_training_curves
 
 import math
 
@@ -403,10 +404,9 @@ with LiveCurves(panels=["plain + BatchNorm", "residual + BatchNorm"],
                                         on_step=live.track(f"depth {depth}", panel=variant))
 
 # %%
-def depth_verdict(histories, variant):
+def depth_verdict(histories, variant, depths=budget.trained_depths):
     """'higher', 'lower' or 'level': the deeper stack's final training loss against the shallower one's."""
-    shallow, deep = (final_loss(histories[f"{variant}, depth {d}"]) for d in
-                     (min(budget.trained_depths), max(budget.trained_depths)))
+    shallow, deep = (final_loss(histories[f"{variant}, depth {d}"]) for d in (min(depths), max(depths)))
     return "higher" if deep > 1.1 * shallow else "lower" if deep < shallow / 1.1 else "level"
 
 
@@ -438,13 +438,21 @@ reference = remember("session07_vanishing_gradients.depth", budget, models=stack
                      results={"final_loss": {name: final_loss(h) for name, h in stack_histories.items()}})
 if reference is not None and budget.name != "full":
     recorded = reference.results["final_loss"]
-    print(f"{'run':<36} {'this run':>9} {'recorded':>9}   (final training loss)")
-    for name, history in stack_histories.items():
-        print(f"{name:<36} {final_loss(history):>9.3f} {recorded.get(name, float('nan')):>9.3f}")
-    print(f"Recorded: plain stuck {at_chance(reference.histories[plain_name])}, "
-          f"residual stuck {at_chance(reference.histories[residual_name])}; with BatchNorm the deeper "
-          f"plain stack ends {depth_verdict(reference.histories, 'plain + BatchNorm')} and the deeper residual "
-          f"stack {depth_verdict(reference.histories, 'residual + BatchNorm')}.")
+    print(f"\n{'run':<36} {'this run':>9} {'recorded':>9}   (final training loss; - : not run)")
+    for name in dict.fromkeys([*stack_histories, *recorded]):
+        here = f"{final_loss(stack_histories[name]):.3f}" if name in stack_histories else "-"
+        there = f"{recorded[name]:.3f}" if name in recorded else "-"
+        print(f"{name:<36} {here:>9} {there:>9}")
+    recorded_depths = reference.provenance["settings"]["trained_depths"]
+    stuck = {name: at_chance(reference.histories[name]) for name in (plain_name, residual_name)}
+    print(f"\nIn the recorded run, at depth {deepest} without BatchNorm, the plain stack is "
+          f"{'at chance' if stuck[plain_name] else 'learning'} and the residual stack "
+          f"{'at chance' if stuck[residual_name] else 'learning'}; with BatchNorm, from depth "
+          f"{min(recorded_depths)} to {max(recorded_depths)}, "
+          f"{verdict_words[depth_verdict(reference.histories, 'plain + BatchNorm', recorded_depths)]} for the "
+          f"plain stack and {verdict_words[depth_verdict(reference.histories, 'residual + BatchNorm', recorded_depths)]} "
+          f"for the residual one.")
+    plot_training_curves(reference.histories, title=f"The recorded full-budget run ({reference.provenance['data']})");
 
 # %% [markdown]
 # ## 4. Gradient norms after training

@@ -81,6 +81,13 @@ def test_a_record_round_trips_and_refuses_other_models(tmp_path, monkeypatch):
     renamed.__class__ = type("Linear", (nn.Module,), {})
     assert load_record("unit.test", {"net": renamed}).results == {"gap": 1.5}
     assert load_record("unit.absent") is None
+    # A smaller budget that trains one more model: the models both have are compared...
+    assert load_record("unit.test", {"net": nn.Linear(4, 2), "shallower": nn.Linear(2, 2)}) is not None
+    with pytest.raises(RecordMismatch):
+        load_record("unit.test", {"net": nn.Linear(4, 3), "shallower": nn.Linear(2, 2)})
+    # ... and a record that shares none of the run's models is refused.
+    with pytest.raises(RecordMismatch, match="none of the notebook's"):
+        load_record("unit.test", {"other": nn.Linear(4, 2)})
 
 
 def test_only_full_budget_runs_are_recorded(tmp_path, monkeypatch):

@@ -59,8 +59,8 @@ print(f"Device: {device}")
 # batchnorm_*: the BatchNorm experiment (one epoch of BaselineCNN with and without BatchNorm at
 # each learning rate); the rest: the comparison of BaselineCNN and ResidualCNN in Part C.
 budget = pick_budget(
-    quick=dict(train_size=2_000, test_size=1_000, epochs=1,
-               batchnorm_train=1_000, batchnorm_test=1_000, batchnorm_lrs=(1e-3, 1e-2, 1e-1)),
+    quick=dict(train_size=1_000, test_size=500, epochs=1,
+               batchnorm_train=500, batchnorm_test=500, batchnorm_lrs=(1e-3, 1e-2, 1e-1)),
     demo=dict(train_size=20_000, test_size=10_000, epochs=1,
               batchnorm_train=4_000, batchnorm_test=2_000, batchnorm_lrs=(1e-3, 1e-2, 1e-1)),
     full=dict(train_size=None, test_size=None, epochs=5,
