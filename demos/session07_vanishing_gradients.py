@@ -426,7 +426,8 @@ if degradation_shown:
           "training loss worse and the residual stack's better (the ResNet paper's Figure 1).")
 else:
     print(f"\nThe '{budget.name}' budget on this data does not show the full pattern (deeper plain higher, "
-          "deeper residual lower); see the verdicts above, and the recorded full-budget run below, if any.")
+          "deeper residual lower); see the verdicts above" +
+          (", and the recorded full-budget run below, if any." if budget.name != "full" else "."))
 
 # %% [markdown]
 # The same experiments at the full budget (all of MNIST, 2 epochs), when a run has been
@@ -444,6 +445,7 @@ if reference is not None and budget.name != "full":
         there = f"{recorded[name]:.3f}" if name in recorded else "-"
         print(f"{name:<36} {here:>9} {there:>9}")
     recorded_depths = reference.provenance["settings"]["trained_depths"]
+    budget_epochs = reference.provenance["settings"]["stack_epochs"]
     stuck = {name: at_chance(reference.histories[name]) for name in (plain_name, residual_name)}
     print(f"\nIn the recorded run, at depth {deepest} without BatchNorm, the plain stack is "
           f"{'at chance' if stuck[plain_name] else 'learning'} and the residual stack "
@@ -452,7 +454,9 @@ if reference is not None and budget.name != "full":
           f"{verdict_words[depth_verdict(reference.histories, 'plain + BatchNorm', recorded_depths)]} for the "
           f"plain stack and {verdict_words[depth_verdict(reference.histories, 'residual + BatchNorm', recorded_depths)]} "
           f"for the residual one.")
-    plot_training_curves(reference.histories, title=f"The recorded full-budget run ({reference.provenance['data']})");
+    recorded_on = "the offline sample" if "sample" in reference.provenance["data"] else "all of MNIST"
+    plot_training_curves(reference.histories, title=f"Recorded full-budget run ({recorded_on}, {budget_epochs} "
+                         f"epochs a run; {reference.provenance['device']}, {reference.provenance['date']})");
 
 # %% [markdown]
 # ## 4. Gradient norms after training
