@@ -40,11 +40,14 @@ sys.path.insert(0, str(HERE.parent))
 import bench  # noqa: E402
 import session07  # noqa: E402
 from deepnets.data import DATA_ROOT_VARIABLE  # noqa: E402
-from deepnets.training import BF16_VARIABLE, has_bf16_units  # noqa: E402
+from deepnets.training import BF16_VARIABLE, CHANNELS_LAST_VARIABLE, has_bf16_units  # noqa: E402
 
 # Fewer paired rounds than this do not show a median through a shared machine's noise.
 ROUNDS_TO_JUDGE = 3
-CASES = {"lesson plan": {}, "notebook": {}, "notebook, bf16 off": {BF16_VARIABLE: "0"}}
+CASES = {"lesson plan": {}, "notebook": {}, "notebook, bf16 off": {BF16_VARIABLE: "0"},
+         # Which part of the fast path pays on this CPU: each of the two layouts, with and without bf16.
+         "notebook, channels-last off": {CHANNELS_LAST_VARIABLE: "0"},
+         "notebook, bf16 and channels-last off": {BF16_VARIABLE: "0", CHANNELS_LAST_VARIABLE: "0"}}
 
 
 def lesson_plan(raw_root: Path, train_size: int) -> dict:
