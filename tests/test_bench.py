@@ -93,6 +93,9 @@ def test_notebook_speed_reports_the_median_of_complete_rounds():
     runs = [run(0, "lesson plan", 30.0), run(0, "notebook", 10.0), run(0, "notebook, bf16 off", 20.0),
             run(1, "lesson plan", 40.0), run(1, "notebook", 25.0), run(1, "notebook, bf16 off", 40.0),
             run(2, "lesson plan", 50.0), run(2, "notebook", 10.0), run(3, "lesson plan", 1.0)]
+    # The cases that only show which part of the fast path pays (no target): rounds 0 and 1 have them.
+    diagnostic = set(notebook_speed.CASES) - {"lesson plan", "notebook", "notebook, bf16 off"}
+    runs += [run(round_, case, 20.0) for round_ in (0, 1) for case in sorted(diagnostic)]
     info = dict(cpu="a CPU", cores=2, torch_threads=2, torch="2", date="today", bf16_units=True,
                 train_size=10_000, load_start=1.0, load_end=2.0)
     text = notebook_speed.report(runs, info)
