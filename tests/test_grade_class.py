@@ -231,8 +231,9 @@ def test_the_resumed_run_says_where_each_submissions_seconds_went(hostile_class)
     ran = [t for t in timings.values() if "notebook run (sandbox)" in t]
     assert ran
     for parts in ran:   # the worker's parts run one after another, inside its own time
+        # (the notebook run's seconds are kept to 0.1 s, so their sum may round past the worker's)
         assert 0 < parts["notebook run (sandbox)"] + parts["export sandbox"] + parts["checks process"] \
-            < parts["worker"]
+            < parts["worker"] + 0.1
 
 
 def test_dask_and_postgresql_hold_the_class(hostile_class):
