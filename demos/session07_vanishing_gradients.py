@@ -31,6 +31,7 @@
 # %%
 # deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
 from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
+from deepnets.data import SAMPLE_SOURCE
 from deepnets.evidence import compare_on_same_images, correct_answers, remember
 from deepnets.gradients import gradient_norms, plot_gradient_norms
 from deepnets.live import LiveCurves
@@ -445,7 +446,7 @@ if reference is not None and budget.name != "full":
         there = f"{recorded[name]:.3f}" if name in recorded else "-"
         print(f"{name:<36} {here:>9} {there:>9}")
     recorded_depths = reference.provenance["settings"]["trained_depths"]
-    budget_epochs = reference.provenance["settings"]["stack_epochs"]
+    recorded_epochs = reference.provenance["settings"]["stack_epochs"]
     stuck = {name: at_chance(reference.histories[name]) for name in (plain_name, residual_name)}
     print(f"\nIn the recorded run, at depth {deepest} without BatchNorm, the plain stack is "
           f"{'at chance' if stuck[plain_name] else 'learning'} and the residual stack "
@@ -454,8 +455,8 @@ if reference is not None and budget.name != "full":
           f"{verdict_words[depth_verdict(reference.histories, 'plain + BatchNorm', recorded_depths)]} for the "
           f"plain stack and {verdict_words[depth_verdict(reference.histories, 'residual + BatchNorm', recorded_depths)]} "
           f"for the residual one.")
-    recorded_on = "the offline sample" if "sample" in reference.provenance["data"] else "all of MNIST"
-    plot_training_curves(reference.histories, title=f"Recorded full-budget run ({recorded_on}, {budget_epochs} "
+    recorded_on = "the offline sample" if reference.provenance["data"] == SAMPLE_SOURCE else "all of MNIST"
+    plot_training_curves(reference.histories, title=f"Recorded full-budget run ({recorded_on}, {recorded_epochs} "
                          f"epochs a run; {reference.provenance['device']}, {reference.provenance['date']})");
 
 # %% [markdown]
