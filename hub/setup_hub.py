@@ -80,6 +80,24 @@ def link_tree(source: Path, target: Path, skip=lambda path: False) -> None:
                 shutil.copy2(folder / name, destination / name, follow_symlinks=False)
 
 
+def unsupported_packages(site: Path, python_version: str) -> list[str]:
+    """The distributions in `site` whose Requires-Python excludes `python_version`. The hub links
+    the course venv's packages, which pip chose for the course's Python, under the system's Python
+    (another patch release, maybe): pip's own check never runs on them, so this one does. (Found
+    the hard way: soupsieve 4 requires 3.11.5, and on Debian 12's 3.11.2 every CSS selector, so
+    nbconvert's HTML export and with it Generate Feedback, failed.)"""
+    import importlib.metadata
+
+    from packaging.specifiers import SpecifierSet
+
+    refused = []
+    for distribution in importlib.metadata.distributions(path=[str(site)]):
+        requires = distribution.metadata.get("Requires-Python")
+        if requires and not SpecifierSet(requires).contains(python_version, prereleases=True):
+            refused.append(f"{distribution.metadata['Name']} {distribution.version} (Python {requires})")
+    return sorted(refused)
+
+
 def write_console_scripts(venv: Path) -> None:
     """bin/ scripts (jupyterhub, jupyterhub-singleuser, jupyter-*, nbgrader, alembic) for the
     packages linked into `venv`, which pip never installed there."""
@@ -135,6 +153,13 @@ def make_venv(venv: Path, course_venv: Path, exchange: Path) -> None:
     course_site = Path(sysconfig.get_paths()["purelib"])
     link_tree(course_site, site, skip=lambda p: p.parent == course_site and (
         p.name.startswith(COURSE_OWN) or p.suffix == ".pth"))
+    hub_python = subprocess.run([str(venv / "bin" / "python"), "-c", "import platform; print(platform.python_version())"],
+                                check=True, capture_output=True, text=True).stdout.strip()
+    refused = unsupported_packages(site, hub_python)
+    if refused:
+        sys.exit(f"The course's packages were installed for Python {sys.version.split()[0]}; the hub runs the "
+                 f"system's {hub_python} ({system_python}), which these do not support: {', '.join(refused)}. "
+                 "Pin versions that support both in requirements.txt, or install the hub's Python version.")
     kernels = venv / "share" / "jupyter" / "kernels"
     link_tree(course_venv / "share", venv / "share", skip=lambda p: p == course_venv / "share" / "jupyter" / "kernels")
     # etc/ is rewritten below (extensions disabled, the course's config): copies, not links.

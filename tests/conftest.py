@@ -16,8 +16,9 @@ if "GRADER_MODEL_CACHE_DIR" not in os.environ:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The class run (tests/test_grade_class.py) is the longest module: it starts first, so the
-    other pytest worker runs everything else meanwhile (the Makefile's --no-loadscope-reorder).
+    """The class run (tests/test_grade_class.py) and the JupyterHub term (tests/test_hub.py) are
+    the longest modules: they start first, one on each pytest worker, and the rest fills in
+    around them (the Makefile's --no-loadscope-reorder).
 
     The live demo runs once: where Chromium is installed the browser test runs it in JupyterLab
     (no error, its figures drawn), so nbval leaves it out; it has no outputs for nbval to compare."""
@@ -28,4 +29,6 @@ def pytest_collection_modifyitems(config, items):
         if demo:
             config.hook.pytest_deselected(items=demo)
             items[:] = [item for item in items if item not in demo]
-    items.sort(key=lambda item: not item.nodeid.startswith("tests/test_grade_class.py::"))
+    first = ("tests/test_grade_class.py::", "tests/test_hub.py::")   # the two longest modules
+    items.sort(key=lambda item: next((i for i, start in enumerate(first) if item.nodeid.startswith(start)),
+                                     len(first)))
