@@ -9,8 +9,10 @@ localhost ports. Then, each person in their own browser context:
    own: JupyterHub >= 4.1 forbids the iframe JupyterLab would show it in);
 2. each student fetches it from the Assignment List. The test then writes each student's answers
    into the fetched notebook as that student (typing a notebook's worth of code through the
-   browser would test Playwright, not the course): the course solution, the solution without
-   the skip connection, and nothing (blank). Each student presses Submit;
+   browser would test Playwright, not the course): the course solution; a block without its
+   skip and a one-layer "CNN" (hostile_submissions.BASE: it loses the skip checks, and its
+   accuracy check trains a linear model in seconds, not a second CNN); and nothing (blank).
+   Each student presses Submit;
 3. the instructor presses Collect in the formgrader; autograding runs as root by
    hub/autograde.sh (by the command, not a button: the grading sandbox isolates student code
    only as root, see the README); the instructor opens the formgrader's gradebook; one
@@ -45,6 +47,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import hostile_submissions as hostile
 from nbgrader_harness import REPO, build_course, fill_answers, solution_answers
 from test_browser import CHROMIUM, CHROMIUM_FLAGS, free_port
 
@@ -53,7 +56,6 @@ PROXY = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 SCREENSHOTS = REPO / "build" / "screenshots"
 HAND_GRADED = "reflection_outperform"   # the reflection the instructor grades in the formgrader
 HAND_SCORE = 2
-SKIP_CHECKS = {"block_skip_connection", "block_gradient_through_skip"}
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (.ci/run installs it)"),
@@ -198,9 +200,6 @@ def formgrader_action(page, hub, cell: str, success: str) -> None:
 def term(hub, browser):
     """The whole loop; returns what the tests below check."""
     answers = solution_answers(ASSIGNMENT, NOTEBOOK)
-    no_skip = dict(answers, residual_block=answers["residual_block"].replace(
-        "return F.relu(out + x)", "return F.relu(out)"))
-    assert no_skip != answers
     result = {"timings": {}}
     clock = time.perf_counter()
 
@@ -213,7 +212,7 @@ def term(hub, browser):
 
     contents = {}
     students = {}
-    for student, kind in zip(hub["students"], ["complete", "no_skip", "blank"]):
+    for student, kind in zip(hub["students"], ["complete", "base", "blank"]):
         context, page = log_in(browser, hub, student)
         open_assignment_list(page)
         click_in_assignment_list(page, "Fetch")
@@ -223,7 +222,7 @@ def term(hub, browser):
         home = Path(pwd.getpwnam(student).pw_dir)
         fetched = home / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
         release = nbformat.read(fetched, as_version=4)
-        notebook = {"complete": fill_answers(release, answers), "no_skip": fill_answers(release, no_skip),
+        notebook = {"complete": fill_answers(release, answers), "base": fill_answers(release, hostile.BASE),
                     "blank": release}[kind]
         # Written as the student would save it (through the user, so ownership is theirs).
         staged = hub["root"] / f"{student}.ipynb"
@@ -283,7 +282,7 @@ def term(hub, browser):
         [html] = (home / ASSIGNMENT / "feedback").glob(f"*/{NOTEBOOK}.html")
         page.goto(f"{hub['url']}/user/{student}/files/{html.relative_to(home)}")
         result["feedback"][kind] = page.locator("body").inner_text()
-        if kind == "no_skip":
+        if kind == "base":
             screenshot(page, "student-feedback")
     result["timings"]["fetch feedback"] = time.perf_counter() - clock
 
@@ -312,12 +311,13 @@ def lesson_points() -> dict[str, tuple[str, float]]:
 
 
 def expected_totals() -> dict[str, float]:
-    """Every autograded point, less the skip checks' for the block without its skip; plus the
-    hand-graded reflection for the complete one; nothing for the blank one."""
+    """Every autograded point, less the checks the base submission fails (its block has no skip and
+    its "CNN" is one linear layer: tests/hostile_submissions.py); plus the hand-graded reflection
+    for the complete one; nothing for the blank one."""
     points = {name: value for name, (kind, value) in lesson_points().items() if kind == "code"}
     autograded = sum(points.values())
     return {"complete": autograded + HAND_SCORE,
-            "no_skip": autograded - sum(points[name] for name in SKIP_CHECKS),
+            "base": autograded - sum(points[name] for name in hostile.BASE_FAILS),
             "blank": 0}
 
 
