@@ -13,6 +13,9 @@ Isolation, strongest first (`isolation_level()` says which one this machine give
 * ``rlimits`` (anywhere else): the same limits, a scrubbed environment and a private working
   folder, but no file or network isolation. The class pipeline warns when it runs like this.
 
+The grading export (`EXPORTER`) and the checks' process (`CHECK_WORKER`) are forked from warm
+processes that have PyTorch imported (autograder/zygote.py); everything else starts new.
+
 Limits (all levels): wall time (the whole process group is killed), CPU time, address space
 (memory), number of processes/threads, size of any file written, open files, and bytes of
 output read back (past `output_bytes` the child is killed).
@@ -240,6 +243,9 @@ def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None 
             command = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child",
                        sys.executable, "-I", "-S", str(ENTER), str(staging / "config.json")]
             preexec, env, cwd = die_with_parent, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, "/"
+            if argv == EXPORTER and warm_enabled():
+                return _communicate(warm_spawn("sandbox", {"config": config}, popen(command, preexec, env, cwd)),
+                                    stdin, limits, level)
         else:
             values = _rlimits(limits)
             env = clean_environment(str(home), data_root)
@@ -258,7 +264,7 @@ def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None 
                     os.setgid(uid)
                     os.setuid(uid)
             command = argv
-        return _communicate(command, stdin, limits, preexec, env, cwd, level)
+        return _communicate(popen(command, preexec, env, cwd), stdin, limits, level)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -314,6 +320,10 @@ class Cgroup:
         except OSError:
             return None
 
+    def procs_files(self) -> list[str]:
+        """The files a process writes to, to join the cgroup (autograder/zygote.py's runs)."""
+        return [str(path / "cgroup.procs") for path in self.paths.values()]
+
     def join(self) -> None:
         """Put the calling process (a child about to exec) in the cgroup; its descendants follow."""
         for path in self.paths.values():
@@ -355,18 +365,24 @@ class Cgroup:
                 pass
 
 
-def _communicate(command, stdin, limits, preexec, env, cwd, level) -> SandboxResult:
+def popen(command, preexec, env, cwd):
+    """How _communicate starts a new process: `command`, in its own session and the run's cgroup."""
+    def spawn(cgroup):
+        def start_child():
+            if cgroup is not None:
+                cgroup.join()
+            preexec()
+
+        return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, preexec_fn=start_child, env=env, cwd=cwd,
+                                start_new_session=True)
+    return spawn
+
+
+def _communicate(spawn, stdin, limits, level) -> SandboxResult:
     start = time.monotonic()
     cgroup = Cgroup.create(limits)
-
-    def start_child():
-        if cgroup is not None:
-            cgroup.join()
-        preexec()
-
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, preexec_fn=start_child, env=env, cwd=cwd,
-                               start_new_session=True)
+    process = spawn(cgroup)
     killed: list[str] = []
 
     def kill_group() -> None:
@@ -374,6 +390,8 @@ def _communicate(command, stdin, limits, preexec, env, cwd, level) -> SandboxRes
             os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if isinstance(process, WarmProcess) and process.returncode is None:
+            process.kill()      # forked by the zygote: maybe not yet the leader of its own group
         if cgroup is not None:
             cgroup.kill_all()
 
@@ -424,7 +442,8 @@ def _communicate(command, stdin, limits, preexec, env, cwd, level) -> SandboxRes
         thread.join(timeout=5)
     return SandboxResult(process.returncode, bytes(buffers["stdout"]), bytes(buffers["stderr"]),
                          time.monotonic() - start, killed[0] if killed else None,
-                         level + ("+cgroup" if cgroup is not None else ""))
+                         level + ("+cgroup" if cgroup is not None else "")
+                         + ("+warm" if isinstance(process, WarmProcess) else ""))
 
 
 def run_limited(argv: list[str], *, stdin: bytes = b"", limits: Limits | None = None) -> SandboxResult:
@@ -433,13 +452,165 @@ def run_limited(argv: list[str], *, stdin: bytes = b"", limits: Limits | None = 
     For the checks' process (autograder/check_worker.py): it runs models rebuilt from the
     student's export, whose size and running time are the student's choice, so it gets the
     same time, memory and output limits as a sandbox; it needs no isolation from the course.
+    `[sys.executable, "-m", "autograder.check_worker"]` is forked from a warm process that has
+    PyTorch imported already (autograder/zygote.py); anything else starts as a new process.
     """
     limits = limits or Limits()
     values = _rlimits(dataclasses.replace(limits, processes=max(limits.processes, 4096)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    values = {name: value for name, value in values.items() if name != "RLIMIT_NPROC"}
+    env = {**os.environ, **TRUSTED_ENVIRONMENT}
+    cwd = str(HERE.parent)
 
     def preexec():
         die_with_parent()
-        _apply_rlimits({name: value for name, value in values.items() if name != "RLIMIT_NPROC"})
+        _apply_rlimits(values)
 
-    return _communicate(argv, stdin, limits, preexec, env, str(HERE.parent), "trusted")
+    spawn = popen(argv, preexec, env, cwd)
+    if argv == CHECK_WORKER and warm_enabled():
+        spawn = warm_spawn("checks", {"env": env, "cwd": cwd, "rlimits": values}, fallback=spawn)
+    return _communicate(spawn, stdin, limits, "trusted")
+
+
+# ------------------------------------------------------------------ warm starts (zygote.py)
+
+CHECK_WORKER = [sys.executable, "-m", "autograder.check_worker"]
+EXPORTER = [sys.executable, "-I", str(RUNTIME / "exporting.py")]
+WARM_VARIABLE = "GRADER_WARM_START"      # "0": start every sandbox and checks process as a new Python
+# The checks' processes compute on one thread each: a class is graded in parallel across runs.
+TRUSTED_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+class WarmProcess:
+    """A run forked by a zygote (autograder/zygote.py), with the parts of a Popen that _communicate uses."""
+
+    def __init__(self, pid: int, stdin: int, stdout: int, stderr: int, status: int, *, said: bytes):
+        self.pid, self.returncode = pid, None
+        self.stdin, self.stdout, self.stderr = os.fdopen(stdin, "wb"), os.fdopen(stdout, "rb"), os.fdopen(stderr, "rb")
+        self._status, self._said = status, said
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            line, self._said = _read_line(self._status, self._said, timeout)
+            if line is None:
+                raise subprocess.TimeoutExpired("checks process", timeout)
+            # No line: its supervisor is gone (the zygote was killed), and it with it.
+            self.returncode = int(line) if line.lstrip(b"-").isdigit() else -signal.SIGKILL
+            os.close(self._status)
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _read_line(fd: int, said: bytes, timeout: float | None) -> tuple[bytes | None, bytes]:
+    """(the next line on `fd`, what came after it), where `said` was read from it already.
+
+    The line is b"" when `fd` ends first, None when `timeout` seconds pass first."""
+    import select
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while b"\n" not in said:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not select.select([fd], [], [], left)[0]:
+            return None, said
+        chunk = os.read(fd, 256)
+        if not chunk:
+            return b"", b""
+        said += chunk
+    line, _, rest = said.partition(b"\n")
+    return line, rest
+
+
+_zygotes: dict[str, dict] = {}           # kind -> {"process", "channel", "owner"}
+_zygote_lock = threading.Lock()
+
+
+def _zygote_channel(kind: str):
+    """This process's zygote of `kind` (autograder/zygote.py), started on first use and again if
+    it died: its socket. Call with _zygote_lock held."""
+    import socket
+
+    zygote = _zygotes.get(kind, {})
+    if zygote.get("owner") != os.getpid() or zygote["process"].poll() is not None \
+            or zygote["code"] != _preloaded_code():
+        if zygote.get("owner") == os.getpid():
+            zygote["process"].kill()                   # its code changed on disk: a new one
+            zygote["process"].wait()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        if kind == "sandbox":    # as the sandbox's Python starts: isolated, the sandbox's environment
+            command = [sys.executable, "-I", str(HERE / "zygote.py")]
+            env, cwd = clean_environment("/home/student"), "/"
+        else:
+            command = [sys.executable, "-m", "autograder.zygote"]
+            env, cwd = {**os.environ, **TRUSTED_ENVIRONMENT}, str(HERE.parent)
+        # It exits when this end closes (this process gone): no PDEATHSIG, which would fire
+        # when the thread that started it ends.
+        process = subprocess.Popen([*command, kind, str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
+        theirs.close()
+        _zygotes[kind] = zygote = {"process": process, "channel": ours, "owner": os.getpid(),
+                                   "code": _preloaded_code()}
+    return zygote["channel"]
+
+
+def _preloaded_code() -> list:
+    """The course files a zygote has loaded before it forks: when one changes, it is restarted,
+    so that a run never uses code older than what is on disk (as a new process would not)."""
+    stamps = []
+    for path in (HERE / "zygote.py", ENTER, RUNTIME / "exporting.py"):
+        try:
+            stat = path.stat()
+            stamps.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            stamps.append(None)
+    return stamps
+
+
+def _stop_zygote(kind: str) -> None:
+    with _zygote_lock:
+        zygote = _zygotes.pop(kind, {})
+        if zygote.get("owner") == os.getpid():
+            zygote["process"].kill()
+            zygote["process"].wait()
+
+
+def warm_enabled() -> bool:
+    return os.environ.get(WARM_VARIABLE, "1") != "0"
+
+
+def warm_spawn(kind: str, request: dict, fallback):
+    """A spawn for _communicate that forks the run from the zygote of `kind`; if that zygote
+    cannot be started or reached (twice), `fallback` starts a new process instead."""
+    import socket
+
+    def spawn(cgroup):
+        message = json.dumps({**request, "cgroup": cgroup.procs_files() if cgroup is not None else []}).encode()
+        for _ in range(2):
+            pipes = [os.pipe() for _ in range(4)]          # stdin, stdout, stderr, status
+            theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+            ours = [pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]]
+            try:
+                with _zygote_lock:
+                    socket.send_fds(_zygote_channel(kind), [message], theirs)
+                    zygote = _zygotes[kind]["process"]
+                pid, rest = _read_line(ours[3], b"", 1)     # its pid, once it is forked
+                for _ in range(120):                        # a new zygote imports PyTorch first
+                    if pid is not None or zygote.poll() is not None:
+                        break
+                    pid, rest = _read_line(ours[3], rest, 1)
+            except OSError:
+                pid, rest = None, b""
+            finally:
+                for fd in theirs:
+                    os.close(fd)
+            if pid and pid.isdigit():
+                return WarmProcess(int(pid), *ours, said=rest)
+            for fd in ours:
+                os.close(fd)
+            _stop_zygote(kind)                              # broken: start another, once
+        return fallback(cgroup)
+    return spawn

