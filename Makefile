@@ -28,8 +28,9 @@ help:
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 10), "Python 3.10+ needed, found " + sys.version' \
-		|| { echo "Set PYTHON to a Python 3.10-3.13 interpreter: make PYTHON=/path/to/python3.11 setup"; exit 1; }
+	@# The oldest Python is pyproject.toml's requires-python, read here so that it is said once.
+	@$(PYTHON) -c 'import re, sys; need = tuple(map(int, re.search(r"requires-python = \">=(\d+)\.(\d+)", open("pyproject.toml").read()).groups())); sys.exit(0 if sys.version_info[:2] >= need else "Python %d.%d+ needed, found %s" % (*need, sys.version.split()[0]))' \
+		|| { echo "Set PYTHON to a newer interpreter: make PYTHON=/path/to/python3.11 setup"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt

@@ -194,7 +194,7 @@ def test_a_cpu_hog_on_the_same_core_leaves_its_neighbours_score_unchanged():
     try:
         results = {}
         hog = threading.Thread(target=lambda: results.update(
-            hog=graded(HOG, "hog", limits=Limits(wall_seconds=35))))
+            hog=graded(HOG, "hog", limits=Limits(wall_seconds=20))))
         hog.start()
         results["honest"] = graded(hostile.BASE, "honest-next-to-a-hog")
         hog_still_running = hog.is_alive()
