@@ -15,10 +15,19 @@ if "GRADER_MODEL_CACHE_DIR" not in os.environ:
     os.environ["GRADER_MODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="grader-models-")
 
 
+# The longest modules and notebooks, longest first, as measured (pytest --durations=0, 3 December
+# 2026): each pytest worker takes whole modules (the Makefile's --dist loadscope), in this order
+# and then the rest in collection order, so that the last minutes hold the short ones and both
+# workers finish together. The class run and the JupyterHub term start first, one on each worker.
+LONGEST_FIRST = ["tests/test_grade_class.py", "tests/test_hub.py", "tests/test_hostile_session07_direct.py",
+                 "tests/test_hostile_day13.py", "tests/test_browser.py", "notebooks/resnet.ipynb",
+                 "notebooks/residual_cnn.ipynb", "notebooks/vgg.ipynb", "tests/test_sandbox.py",
+                 "tests/test_writing_an_assignment.py", "tests/test_student_distribution.py",
+                 "tests/test_calibration.py", "tests/test_day13_vgg.py", "tests/test_autograde_day13.py"]
+
+
 def pytest_collection_modifyitems(config, items):
-    """The class run (tests/test_grade_class.py) and the JupyterHub term (tests/test_hub.py) are
-    the longest modules: they start first, one on each pytest worker, and the rest fills in
-    around them (the Makefile's --no-loadscope-reorder).
+    """Modules in the order LONGEST_FIRST gives (the Makefile's --no-loadscope-reorder keeps it).
 
     The live demo runs once: where Chromium is installed the browser test runs it in JupyterLab
     (no error, its figures drawn), so nbval leaves it out; it has no outputs for nbval to compare."""
@@ -29,6 +38,5 @@ def pytest_collection_modifyitems(config, items):
         if demo:
             config.hook.pytest_deselected(items=demo)
             items[:] = [item for item in items if item not in demo]
-    first = ("tests/test_grade_class.py::", "tests/test_hub.py::")   # the two longest modules
-    items.sort(key=lambda item: next((i for i, start in enumerate(first) if item.nodeid.startswith(start)),
-                                     len(first)))
+    rank = {module: i for i, module in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))   # stable: cells stay in order
