@@ -537,8 +537,7 @@ def _zygote_channel(kind: str):
     if zygote.get("owner") != os.getpid() or zygote["process"].poll() is not None \
             or zygote["code"] != _preloaded_code():
         if zygote.get("owner") == os.getpid():
-            zygote["process"].kill()                   # its code changed on disk: a new one
-            zygote["process"].wait()
+            _retire(zygote)                            # its code changed on disk: a new one
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         if kind == "sandbox":    # as the sandbox's Python starts: isolated, the sandbox's environment
             command = [sys.executable, "-I", str(HERE / "zygote.py")]
@@ -570,12 +569,21 @@ def _preloaded_code() -> list:
     return stamps
 
 
+_retired: list[dict] = []
+
+
+def _retire(zygote: dict) -> None:
+    """Stop sending runs to `zygote`, but keep its socket open: closing it would end the zygote
+    and, through their PDEATHSIG, the runs it has in flight for other threads (a grade lost).
+    It exits with this process."""
+    _retired.append(zygote)
+
+
 def _stop_zygote(kind: str) -> None:
     with _zygote_lock:
         zygote = _zygotes.pop(kind, {})
         if zygote.get("owner") == os.getpid():
-            zygote["process"].kill()
-            zygote["process"].wait()
+            _retire(zygote)
 
 
 def warm_enabled() -> bool:

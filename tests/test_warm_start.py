@@ -110,11 +110,20 @@ def test_the_zygote_ends_with_the_grader_that_started_it():
     pytest.fail(f"the check zygote {zygote} outlived its grader")
 
 
-def test_a_zygote_whose_code_changed_on_disk_is_replaced():
+def test_a_zygote_whose_code_changed_on_disk_is_replaced_and_its_runs_in_flight_finish():
+    """A class being graded while someone edits the grader: runs already forked from the old
+    zygote end normally (no grade lost); new runs come from a zygote with the new code."""
+    import threading
+
     from autograder import sandbox
 
+    training = header(exported(hostile.BASE, {"ResidualCNN()"}))    # seconds of the grader's training
     run_limited(CHECK_WORKER, stdin=b"not json\n")
     before = sandbox._zygotes["checks"]["process"]
+    in_flight = {}
+    thread = threading.Thread(target=lambda: in_flight.update(result=run_limited(CHECK_WORKER, stdin=training)))
+    thread.start()
+    time.sleep(0.5)
     code = sandbox.HERE / "zygote.py"
     stat = code.stat()
     os.utime(code, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
@@ -122,5 +131,7 @@ def test_a_zygote_whose_code_changed_on_disk_is_replaced():
         result = run_limited(CHECK_WORKER, stdin=b"not json\n")
     finally:
         os.utime(code, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert "+warm" in result.isolation
-    assert sandbox._zygotes["checks"]["process"] is not before and before.poll() is not None
+    thread.join()
+    assert "+warm" in result.isolation and sandbox._zygotes["checks"]["process"] is not before
+    finished = in_flight["result"]
+    assert finished.returncode == 0 and b'"done": true' in finished.stdout, finished
