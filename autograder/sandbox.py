@@ -524,7 +524,7 @@ def _read_line(fd: int, said: bytes, timeout: float | None) -> tuple[bytes | Non
     return line, rest
 
 
-_zygotes: dict[str, dict] = {}           # kind -> {"process", "channel", "owner"}
+_zygotes: dict[str, dict] = {}           # kind -> {"process", "channel", "owner", "code"}
 _zygote_lock = threading.Lock()
 
 
