@@ -36,6 +36,8 @@ import threading
 import time
 from pathlib import Path
 
+from autograder.sandbox_enter import apply_rlimits, die_with_parent  # noqa: F401 (grade_class's too)
+
 HERE = Path(__file__).resolve().parent
 RUNTIME = HERE / "sandbox_runtime"       # the only course files a sandbox can read
 ENTER = HERE / "sandbox_enter.py"        # runs as root inside the new namespaces, then drops
@@ -193,21 +195,6 @@ def _rlimits(limits: Limits) -> dict[str, int]:
             "RLIMIT_NOFILE": int(limits.open_files), "RLIMIT_CORE": 0}
 
 
-def die_with_parent() -> None:
-    """Linux: the child is killed when the grading process that started it dies (an interrupted run)."""
-    if sys.platform == "linux":
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _apply_rlimits(values: dict[str, int]) -> None:
-    import resource
-
-    for name, value in values.items():
-        resource.setrlimit(getattr(resource, name), (value, value))
-
-
 def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None = None,
                   files: dict[str, bytes] | None = None, with_data: bool = False) -> SandboxResult:
     """Run `argv` (its first item an executable of this venv) sandboxed; return what it printed.
@@ -258,7 +245,7 @@ def run_sandboxed(argv: list[str], *, stdin: bytes = b"", limits: Limits | None 
 
             def preexec():
                 die_with_parent()
-                _apply_rlimits(values)
+                apply_rlimits(values)
                 if as_root:
                     os.setgroups([])
                     os.setgid(uid)
@@ -463,7 +450,7 @@ def run_limited(argv: list[str], *, stdin: bytes = b"", limits: Limits | None = 
 
     def preexec():
         die_with_parent()
-        _apply_rlimits(values)
+        apply_rlimits(values)
 
     spawn = popen(argv, preexec, env, cwd)
     if argv == CHECK_WORKER and warm_enabled():
@@ -483,8 +470,8 @@ TRUSTED_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDO
 class WarmProcess:
     """A run forked by a zygote (autograder/zygote.py), with the parts of a Popen that _communicate uses."""
 
-    def __init__(self, pid: int, stdin: int, stdout: int, stderr: int, status: int, *, said: bytes):
-        self.pid, self.returncode = pid, None
+    def __init__(self, pid: int, stdin: int, stdout: int, stderr: int, status: int, *, said: bytes, kind: str):
+        self.pid, self.returncode, self.args = pid, None, f"a run of the {kind} zygote"
         self.stdin, self.stdout, self.stderr = os.fdopen(stdin, "wb"), os.fdopen(stdout, "rb"), os.fdopen(stderr, "rb")
         self._status, self._said = status, said
 
@@ -492,7 +479,7 @@ class WarmProcess:
         if self.returncode is None:
             line, self._said = _read_line(self._status, self._said, timeout)
             if line is None:
-                raise subprocess.TimeoutExpired("checks process", timeout)
+                raise subprocess.TimeoutExpired(self.args, timeout)
             # No line: its supervisor is gone (the zygote was killed), and it with it.
             self.returncode = int(line) if line.lstrip(b"-").isdigit() else -signal.SIGKILL
             os.close(self._status)
@@ -605,18 +592,18 @@ def warm_spawn(kind: str, request: dict, fallback):
                 with _zygote_lock:
                     socket.send_fds(_zygote_channel(kind), [message], theirs)
                     zygote = _zygotes[kind]["process"]
-                pid, rest = _read_line(ours[3], b"", 1)     # its pid, once it is forked
-                for _ in range(120):                        # a new zygote imports PyTorch first
+                pid, rest = None, b""
+                for _ in range(120):    # its pid, once it is forked (a new zygote imports PyTorch first)
+                    pid, rest = _read_line(ours[3], rest, 1)
                     if pid is not None or zygote.poll() is not None:
                         break
-                    pid, rest = _read_line(ours[3], rest, 1)
             except OSError:
                 pid, rest = None, b""
             finally:
                 for fd in theirs:
                     os.close(fd)
             if pid and pid.isdigit():
-                return WarmProcess(int(pid), *ours, said=rest)
+                return WarmProcess(int(pid), *ours, said=rest, kind=kind)
             for fd in ours:
                 os.close(fd)
             _stop_zygote(kind)                              # broken: start another, once

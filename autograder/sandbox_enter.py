@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import resource
+import signal
 import socket
 import struct
 import sys
@@ -18,8 +19,24 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 DEVICES = ("null", "zero", "full", "random", "urandom")
 
+PR_SET_PDEATHSIG = 1
+
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+
+def die_with_parent() -> None:
+    """Linux: this process is killed when the one that started it dies (an interrupted run).
+    Also used by autograder/sandbox.py and autograder/zygote.py."""
+    if sys.platform == "linux":
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def apply_rlimits(values: dict) -> None:
+    """Set each limit (resource.RLIMIT_* name -> value), soft and hard. Also used by
+    autograder/sandbox.py (new processes) and autograder/zygote.py (forked checks' runs)."""
+    for name, value in values.items():
+        resource.setrlimit(getattr(resource, name), (value, value))
 
 
 def mount(source, target, fstype, flags, data=None):
@@ -88,8 +105,7 @@ def enter(config: dict) -> None:
     mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chroot(root)
     os.chdir("/home/student")
-    for name, value in config["rlimits"].items():
-        resource.setrlimit(getattr(resource, name), (value, value))
+    apply_rlimits(config["rlimits"])
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)  # from here on: no capabilities, and RLIMIT_NPROC applies

@@ -39,14 +39,13 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNTIME = os.path.join(HERE, "sandbox_runtime")
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+if __package__:     # python -m autograder.zygote: the checks' zygote
+    from autograder.sandbox_enter import apply_rlimits, die_with_parent, libc
+else:               # python -I zygote.py: the sandbox's, whose -I leaves this folder off sys.path
+    sys.path[:0] = [RUNTIME, HERE]
+    from sandbox_enter import apply_rlimits, die_with_parent, libc
+PR_SET_DUMPABLE = 4
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
-
-libc = ctypes.CDLL(None, use_errno=True)
-
-
-def die_with_parent() -> None:
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def join_cgroup(request: dict) -> None:
@@ -88,8 +87,7 @@ def run_checks(request: dict, fds) -> None:
     os.environ.update(request["env"])
     os.chdir(request["cwd"])
     sys.path[0] = request["cwd"]      # as `python -m` started there has it
-    for name, value in request["rlimits"].items():
-        resource.setrlimit(getattr(resource, name), (value, value))
+    apply_rlimits(request["rlimits"])
 
     def body():
         from autograder import check_worker
@@ -155,8 +153,7 @@ def main():
     import numpy  # noqa: F401  (once, for every run)
     import torch  # noqa: F401
 
-    if kind == "sandbox":               # -I leaves this folder off sys.path
-        sys.path[:0] = [RUNTIME, HERE]
+    if kind == "sandbox":
         import exporting
         import sandbox_enter  # noqa: F401
 

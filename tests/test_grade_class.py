@@ -49,12 +49,14 @@ UNTOUCHED = "untouched"
 CLASS_MALFORMED = ["deleted_test_cell", "invalid_json"]
 
 
-# Canvas's flat file names carry the student's Canvas id, and students are keyed by it. Students
-# are graded in the order of their ids, and the run is killed after its first two records: these
-# two, cheap to grade, go first, so that the kill throws away little work (not the solution's
-# accuracy training).
-CANVAS_IDS = {UNTOUCHED: "4711", "fork_bomb": "4712"}
 SOLUTION = "solution"
+# Canvas's flat file names carry the student's Canvas id, and students are keyed by it. Students
+# are graded in the order of their ids (digits before letters), and the run is killed after its
+# first two records: these two, cheap to grade, go first, so that the kill throws away little
+# work. The two longest come next, so that the two workers end together rather than one of them
+# training the solution's network alone at the end (it took 131 of the class's 420 worker-seconds,
+# and "ignores_alarm_and_loops" 98, waiting out its limits; 3 December 2026).
+CANVAS_IDS = {UNTOUCHED: "4711", "fork_bomb": "4712", SOLUTION: "4713", "ignores_alarm_and_loops": "4714"}
 # One upload with the intake's cases that need the end-to-end path: a name in another script
 # keyed by its Moodle participant id, the notebook next to a zip holding it, and a
 # timestamp.txt of its own that must not become the submission time.
@@ -183,7 +185,7 @@ def hostile_class(tmp_path_factory, database):
 
 def test_the_class_mixes_honest_hostile_and_malformed_submissions(hostile_class):
     course, expected, graded, run = hostile_class
-    assert set(expected) - {SOLUTION, "base", student_id(UNTOUCHED), ODD_UPLOAD_ID} == \
+    assert set(expected) - {student_id(SOLUTION), "base", student_id(UNTOUCHED), ODD_UPLOAD_ID} == \
         {student_id(name) for name in CLASS_HOSTILE + CLASS_MALFORMED}
 
 
@@ -203,7 +205,7 @@ def test_no_tampering_scores_above_the_honest_code(hostile_class):
 
 def test_there_are_many_small_autograded_checks(hostile_class):
     course, expected, graded, run = hostile_class
-    checks = [g for g in graded[SOLUTION]["grades"] if g["kind"] == "autograded"]
+    checks = [g for g in graded[student_id(SOLUTION)]["grades"] if g["kind"] == "autograded"]
     assert len(checks) >= 12
     assert all(0 < g["max_score"] <= 2 for g in checks)
 
@@ -212,7 +214,7 @@ def test_untouched_release_scores_zero_on_every_check(hostile_class):
     course, expected, graded, run = hostile_class
     checks = {g["grade_id"]: g["score"] for g in graded[student_id(UNTOUCHED)]["grades"] if g["kind"] == "autograded"}
     assert sum(checks.values()) == 0
-    assert set(checks) == {g["grade_id"] for g in graded[SOLUTION]["grades"] if g["kind"] == "autograded"}
+    assert set(checks) == {g["grade_id"] for g in graded[student_id(SOLUTION)]["grades"] if g["kind"] == "autograded"}
 
 
 def test_an_interrupted_run_resumes_without_regrading_what_is_done(hostile_class):
@@ -253,8 +255,8 @@ def test_dask_and_postgresql_hold_the_class(hostile_class):
 
 def test_honest_submissions_in_a_hostile_class_are_graded_as_if_alone(hostile_class):
     course, expected, graded, run = hostile_class
-    assert graded[SOLUTION]["auto_score"] == graded[SOLUTION]["auto_max"] == 13
-    assert graded[SOLUTION]["status"] == "graded"
+    assert graded[student_id(SOLUTION)]["auto_score"] == graded[student_id(SOLUTION)]["auto_max"] == 13
+    assert graded[student_id(SOLUTION)]["status"] == "graded"
     failed = {g["grade_id"] for g in graded["base"]["grades"] if g["kind"] == "autograded" and not g["passed"]}
     assert failed == hostile.BASE_FAILS
 
@@ -310,8 +312,8 @@ def test_grades_csv_and_class_summary(hostile_class):
     output = course / "grading" / ASSIGNMENT
     rows = {row["student"]: row for row in csv.DictReader(open(output / "grades.csv"))}
     assert set(rows) == set(expected)
-    assert rows[SOLUTION]["Part A"] == "7" and rows[SOLUTION]["Part B"] == "6"
-    assert rows[SOLUTION]["name"] == "solution" and rows[ODD_UPLOAD_ID]["name"] == ODD_UPLOAD_NAME
+    assert rows[student_id(SOLUTION)]["Part A"] == "7" and rows[student_id(SOLUTION)]["Part B"] == "6"
+    assert rows[student_id(SOLUTION)]["name"] == "solution" and rows[ODD_UPLOAD_ID]["name"] == ODD_UPLOAD_NAME
     summary = json.loads((output / "summary.json").read_text())
     assert summary["students"] == len(expected)
     assert summary["pass_rate_per_check"]["block_keeps_shape"] > 0

@@ -156,8 +156,11 @@ def log_in(browser, hub, user: str):
     """A browser context of its own, logged in, with JupyterLab loaded."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
-    page.goto(f"{hub['url']}/hub/login")
+    page.goto(f"{hub['url']}/hub/login", timeout=120_000)
     password = hub["passwords"]["DEEPNETS_HUB_ADMIN_PASSWORD" if user == hub["instructor"] else "DEEPNETS_HUB_PASSWORD"]
+    # The hub's first page, while the class run starts beside it on 2 cores, once took more than
+    # Playwright's default 30 s to show its form (3 December 2026); later steps allow minutes too.
+    page.locator("#username_input").wait_for(timeout=120_000)
     page.fill("#username_input", user)
     page.fill("#password_input", password)
     page.click("#login_submit")
