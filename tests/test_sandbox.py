@@ -275,6 +275,71 @@ def test_a_shared_venv_installed_from_another_checkout(tmp_path, venv):
     assert "deepnets True" in out and "labels []" in out, out + err
 
 
+def conda_style_environment(folder):
+    """A Python environment laid out as conda makes one, from this venv: a prefix of its own
+    (bin/python, lib/libpython, lib/python3.X with the standard library and site-packages), no
+    pyvenv.cfg, so that sys.prefix and sys.base_prefix are both the environment, and its files
+    hard links, as conda links them from its package cache. The binary's library path is
+    rewritten to $ORIGIN/../lib, NUL-padded, as conda rewrites prefixes in binaries. (conda itself
+    cannot be installed here: no network but the package registries.) None when the venv and
+    `folder` are on different file systems: a copy of the venv would be gigabytes."""
+    import os
+    import shutil
+    import sysconfig
+    from pathlib import Path
+
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    base, packages = Path(sys.base_prefix), Path(sysconfig.get_paths()["purelib"])
+    if packages.stat().st_dev != folder.stat().st_dev:
+        return None
+    env = folder / "miniconda3" / "envs" / "course"
+    (env / "bin").mkdir(parents=True)
+    (env / "lib").mkdir()
+    for library in (base / "lib").glob("libpython*.so*"):
+        os.link(library.resolve(), env / "lib" / library.name)
+    binary = Path(sys._base_executable).resolve().read_bytes()
+    runpath = str(base / "lib").encode() + b"\0"
+    (env / "bin" / version).write_bytes(binary.replace(runpath, b"$ORIGIN/../lib".ljust(len(runpath), b"\0")))
+    (env / "bin" / version).chmod(0o755)
+    (env / "bin" / "python").symlink_to(version)
+
+    def link(source, target):
+        try:
+            os.link(source, target)
+        except OSError:           # the standard library on another file system: small, copied
+            shutil.copy2(source, target)
+    shutil.copytree(base / "lib" / version, env / "lib" / version, copy_function=link,
+                    ignore=shutil.ignore_patterns("site-packages", "test", "__pycache__"))
+    shutil.copytree(packages, env / "lib" / version / "site-packages", copy_function=os.link, symlinks=True)
+    return env
+
+
+@needs_namespaces
+def test_a_conda_style_environment(venv):
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from autograder.sandbox import HERE
+
+    # Next to the course (where its venv usually is), so that hard links reach the venv.
+    folder = Path(tempfile.mkdtemp(prefix="conda-style-", dir=HERE.parent / "build"
+                                   if (HERE.parent / "build").is_dir() else None))
+    try:
+        env = conda_style_environment(folder)
+        if env is None:
+            pytest.skip("the venv and the temporary folder are on different file systems")
+        python = env / "bin" / "python"
+        prefixes = subprocess.run([str(python), "-c", "import sys; print(sys.prefix); print(sys.base_prefix)"],
+                                  capture_output=True, text=True, timeout=60).stdout.split()
+        assert prefixes == [str(env), str(env)], prefixes     # not a venv: the environment is the prefix
+        out, err = grader_sees(python, folder)
+        assert "deepnets True" in out and "labels []" in out, out + err
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_hidden_folders_are_hidden_under_every_mount_that_reaches_them(tmp_path):
     from autograder.sandbox import hidden_mounts
 
