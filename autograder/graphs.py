@@ -252,18 +252,14 @@ class GraphModel(nn.Module):
 
     def _check_constants(self):
         """Tensors the model carries besides its parameters and BatchNorm statistics stay tiny."""
-        statistics = set()
-        for nodes, _ in self.graphs.values():
-            for node in nodes:
-                if node.op == "aten.batch_norm.default":
-                    for position in NORM_STATISTICS:
-                        if position < len(node.args) and isinstance(node.args[position], Ref):
-                            statistics.add(node.args[position].index)
+        statistics = self._statistics()
         used = {ref.index for nodes, _ in self.graphs.values() for node in nodes
                 for ref in _refs_in(node.args, node.kwargs)}
         # A tensor no operation reads (the buffers of a layer defined but never run) carries nothing.
-        loose = sum(self._tensor(i).numel() for i, (kind, _) in enumerate(self._refs)
-                    if kind != "parameter" and i in used and i not in statistics and self._tensor(i).numel() > 1)
+        # Every other one counts, a 0-d tensor too, in 32-bit words: a float64 or int64 number
+        # counts twice, since it can hold two numbers' worth of bits.
+        loose = sum(_words(self._tensor(i)) for i, (kind, _) in enumerate(self._refs)
+                    if kind != "parameter" and i in used and i not in statistics)
         if loose > MAX_CONSTANT_ELEMENTS:
             raise BadGraph(f"the model carries {loose:,} numbers besides its parameters and "
                            f"BatchNorm statistics (at most {MAX_CONSTANT_ELEMENTS:,} are allowed)")
@@ -274,12 +270,33 @@ class GraphModel(nn.Module):
                            f"(at most {MAX_LITERALS} are allowed)")
         self._used = used
 
+    def _statistics(self) -> set[int]:
+        """Tensors that every operation of both graphs reads as a BatchNorm's running statistics.
+
+        Only those are exempt from the cap, and reinitialize resets them: a tensor that one graph
+        names as statistics and another operation reads as anything else is a loose tensor.
+        """
+        statistics, other = set(), set()
+        for nodes, output in self.graphs.values():
+            for node in nodes:
+                for position, arg in enumerate(node.args):
+                    for ref in _refs_in([arg], {}):
+                        is_statistic = node.op == "aten.batch_norm.default" and position in NORM_STATISTICS \
+                            and isinstance(arg, Ref)
+                        (statistics if is_statistic else other).add(ref.index)
+                other.update(ref.index for ref in _refs_in([], node.kwargs))
+            other.update(ref.index for ref in _refs_in([output], {}))
+        return statistics - other
+
     def _tensor(self, index: int) -> torch.Tensor:
         return getattr(self, self._refs[index][1])
 
     # -- running ----------------------------------------------------------------------------
     def forward(self, x, *, record=None):
         nodes, output = self.graphs["train" if self.training else "eval"]
+        # The graph works on a copy: an in-place operation on its input (x.mul_(0)) must not
+        # change the tensor the checks compare the output with. The copy passes gradients on.
+        x = x.clone()
         values = []
         for node in nodes:
             args = self._resolve(node.args, x, values)
@@ -338,6 +355,44 @@ class GraphModel(nn.Module):
                 described.append({"kind": "add"})
         return described
 
+    def skip_connections(self, mode: str = "eval") -> int:
+        """How many additions the output depends on that add a value v to something computed
+        from v through a convolution: x + branch(x), a skip around a convolutional branch.
+
+        Read from the operations that run, so a block that keeps its skip only when built on its
+        own (and drops it inside the network) is counted by what the network runs.
+        """
+        nodes, output = self.graphs[mode]
+
+        def sources(value) -> set:
+            return {v.index for v in _values_in([value])}
+
+        def ancestors(indices) -> set:
+            seen, stack = set(), list(indices)
+            while stack:
+                i = stack.pop()
+                if i not in seen:
+                    seen.add(i)
+                    stack.extend(_values_index(nodes[i]))
+            return seen
+
+        needed = ancestors(sources(output))
+        count = 0
+        for i in sorted(needed):
+            node = nodes[i]
+            if node.op not in ("aten.add.Tensor", "aten.add_.Tensor") or len(node.args) < 2:
+                continue
+            a, b = node.args[0], node.args[1]
+            for carried, branch in ((a, b), (b, a)):
+                if not isinstance(carried, (Value, Input)) or not isinstance(branch, Value):
+                    continue
+                upstream = ancestors([branch.index])
+                if any(nodes[c].op.startswith("aten.conv2d") and nodes[c].args and nodes[c].args[0] == carried
+                       for c in upstream):
+                    count += 1
+                    break
+        return count
+
     def tensor(self, index: int) -> torch.Tensor:
         """The parameter or buffer that layers() names by its index."""
         return self._tensor(index)
@@ -360,7 +415,9 @@ class GraphModel(nn.Module):
         """
         generator = torch.Generator().manual_seed(seed)
         roles = {}
-        for node in self.graphs["train"][0]:
+        # Both graphs: a tensor that only the eval graph reads as a layer's weight or statistics
+        # is drawn or reset like the train graph's.
+        for node in [node for nodes, _ in self.graphs.values() for node in nodes]:
             a = node.args
             kind = node.op.split(".")[1]
             if kind in ("conv2d", "linear") and isinstance(a[1], Ref):
@@ -389,6 +446,11 @@ class GraphModel(nn.Module):
                 elif role == "other":   # a parameter outside conv, linear and BatchNorm layers
                     bound = 1 / math.sqrt(max(1, tensor.numel()))
                     tensor.copy_(torch.rand(tensor.shape, generator=generator) * 2 * bound - bound)
+
+
+def _words(tensor: torch.Tensor) -> int:
+    """How many 32-bit words of information `tensor` can hold (at least one per element)."""
+    return tensor.numel() * max(1, tensor.element_size() // 4)
 
 
 def _pair(args, position, default):
@@ -435,6 +497,20 @@ def _decode(value, nodes_so_far: int, tensors: int, depth: int = 0):
         if key == "dtype" and inner in DTYPES:
             return DTYPES[inner]
     raise BadGraph("an operation's arguments are malformed")
+
+
+def _values_in(items):
+    stack = list(items)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Value):
+            yield value
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _values_index(node) -> list[int]:
+    return [v.index for v in _values_in(list(node.args) + list(node.kwargs.values()))]
 
 
 def _refs_in(args, kwargs):

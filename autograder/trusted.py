@@ -227,6 +227,12 @@ def run_exported_checks(lesson, answers: dict[str, str], *, student: str = "",
             continue
         if isinstance(record, dict) and record.get("check") in lesson.checks:
             verdicts[record["check"]] = record
+    undecided = [grade_id for grade_id in lesson.checks if grade_id not in verdicts]
+    if undecided and not run_checks.last_problem:
+        # The checks' process stopped early (its wall limit: one operation of the model can
+        # outlast every per-check timer): the points are lost, and a person should look.
+        run_checks.last_problem = (f"the checks stopped before deciding {len(undecided)} of them "
+                                   f"({safe_problem(checked.problem) or 'no reason given'})")
     check_seconds = {grade_id: reported_seconds(record.get("seconds"), checked.seconds)
                      for grade_id, record in verdicts.items()}
     # Wall seconds of each part, for the grading benchmark (benchmarks/grading_benchmark.py).

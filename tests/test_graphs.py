@@ -174,3 +174,98 @@ def test_serialize_is_what_export_model_writes(lesson_plan):
         module.train(mode == "train")
         programs[mode] = export(module, (x,), dynamic_shapes=dims, strict=False)
     assert header_and_arrays(serialize(programs))[0] == header_and_arrays(export_model(module, x))[0]
+
+
+# ------------------------------------------------ the red team of 4 December 2026
+# Each of these got a memorised table or a missing skip past an earlier version of graphs.py.
+
+def test_numbers_in_0_d_tensors_and_wide_dtypes_count_against_the_cap():
+    class Scalars(nn.Module):      # a table spread over 0-d buffers, stacked back in forward
+        def __init__(self, count):
+            super().__init__()
+            self.fc = nn.Linear(4, 10)
+            self.count = count
+            for i in range(count):
+                self.register_buffer(f"s{i}", torch.tensor(float(i)))
+
+        def forward(self, x):
+            table = torch.stack([getattr(self, f"s{i}") for i in range(self.count)])
+            return self.fc(x) + table.sum() * 0
+
+    GraphModel.from_bytes(export_model(Scalars(8), torch.randn(2, 4)), seed=0)    # a few are fine
+    with pytest.raises(BadGraph, match="numbers besides its parameters"):
+        GraphModel.from_bytes(export_model(Scalars(MAX_CONSTANT_ELEMENTS + 1), torch.randn(2, 4)), seed=0)
+
+    class Wide(nn.Module):         # float64 holds two float32s' worth of bits: it counts twice
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 10)
+            self.register_buffer("table", torch.zeros(MAX_CONSTANT_ELEMENTS // 2 + 1, dtype=torch.float64))
+
+        def forward(self, x):
+            return self.fc(x) + self.table.sum() * 0
+
+    with pytest.raises(BadGraph, match="numbers besides its parameters"):
+        GraphModel.from_bytes(export_model(Wide(), torch.randn(2, 4)), seed=0)
+
+
+class EvalOnlyStatistics(nn.Module):
+    """A table that the eval graph names as a BatchNorm's running statistics (exempt from the cap),
+    and that `use_in_train` also reads as data."""
+
+    def __init__(self, use_in_train: bool):
+        super().__init__()
+        self.fc = nn.Linear(4, 10)
+        self.use_in_train = use_in_train
+        self.register_buffer("stats", torch.arange(1.0, 1001.0))
+
+    def forward(self, x):
+        out = self.fc(x)
+        if self.training:
+            return out + self.stats[:10] if self.use_in_train else out
+        return out + F.batch_norm(out[:, :1].expand(-1, 1000), self.stats, self.stats, training=False).sum() * 0
+
+
+def test_a_table_named_as_statistics_in_one_graph_gets_no_exemption_and_no_values():
+    # Read as data in the train graph: a loose tensor, over the cap.
+    with pytest.raises(BadGraph, match="numbers besides its parameters"):
+        GraphModel.from_bytes(export_model(EvalOnlyStatistics(True), torch.randn(2, 4)), seed=0)
+    # Read only as statistics, only by the eval graph: exempt, and reset like the train graph's.
+    model = GraphModel.from_bytes(export_model(EvalOnlyStatistics(False), torch.randn(2, 4)), seed=0)
+    stats = [i for i, name in enumerate(model.names) if name == "stats"]
+    assert stats and all(set(model.tensor(i).unique().tolist()) <= {0.0, 1.0} for i in stats)
+
+
+def test_an_in_place_operation_on_the_input_does_not_change_the_callers_tensor():
+    class ZeroesItsInput(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+        def forward(self, x):
+            out = F.relu(self.conv(x))
+            x.mul_(0)                   # a check comparing with ReLU(branch + x) would see x = 0
+            return out
+
+    model = GraphModel.from_bytes(export_model(ZeroesItsInput(), torch.randn(2, 2, 4, 4)), seed=0)
+    x = torch.randn(2, 2, 4, 4)
+    kept = x.clone()
+    model.train()(x)
+    model.eval()(x)
+    assert torch.equal(x, kept)
+
+
+def test_skip_connections_are_counted_from_what_the_network_runs(lesson_plan):
+    network = GraphModel.from_bytes(export_model(lesson_plan["ResidualCNN"](), torch.randn(2, 1, 28, 28)), seed=0)
+    assert network.skip_connections() == network.skip_connections("train") == 2
+
+    class AddsANonSkip(nn.Module):   # adds x to something that is not computed from x by a convolution
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+        def forward(self, x):
+            return F.relu(self.conv(x)) + (x * 2 + x)
+
+    model = GraphModel.from_bytes(export_model(AddsANonSkip(), torch.randn(2, 2, 4, 4)), seed=0)
+    assert model.skip_connections() == 0

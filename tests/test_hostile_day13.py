@@ -154,6 +154,22 @@ for fd in range(1, 256):
         except OSError:
             pass
 '''), BASE_PASSES),
+    # Red team, 4 December 2026: a block that never adds its input. Its projection reads x * 0;
+    # blocks of the skip check's sizes add a 1x1 convolution of x * 0 (taken for a shortcut by
+    # an earlier check); the others overwrite x in place so that ReLU(branch + x) = ReLU(branch).
+    "shortcut_that_ignores_x": (with_tamper(block=NO_SKIP_BLOCK.replace(
+        "            self.shortcut = nn.Identity()\n",
+        "            self.shortcut = nn.Identity()\n"
+        "        self.register_buffer('zero_kernel', torch.zeros(out_channels, 1, 1, 1))\n").replace(
+        "        return F.relu(self.bn2(self.conv2(out)))   # forgot \"+ self.shortcut(x)\"",
+        "        branch = self.bn2(self.conv2(out))\n"
+        "        if isinstance(self.shortcut, nn.Sequential):\n"
+        "            return F.relu(branch + self.shortcut(x * 0))\n"
+        "        if x.shape[1] in (6, 8):\n"
+        "            return F.relu(branch + F.conv2d(x * 0, self.zero_kernel, groups=x.shape[1]))\n"
+        "        x.copy_(F.relu(-branch))\n"
+        "        return F.relu(branch)")),
+        BASE_PASSES - {"block_projection_shortcut"}),
 }
 
 

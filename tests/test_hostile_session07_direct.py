@@ -128,11 +128,19 @@ class ResidualCNN(nn.Module):
     def forward(self, x):
         return self.fc(x.flatten(1)) + self.table[:1].sum() * 0
 '''),
+    # Red team, 4 December 2026: no skip, and x overwritten in place so that the checks'
+    # ReLU(branch + x) would equal the block's ReLU(branch). The grader's x is not the graph's.
+    "overwrites_its_input": hostile.with_tamper(block=hostile.NO_SKIP_BLOCK.replace(
+        '        return F.relu(self.bn2(self.conv2(out)))   # forgot "+ x"',
+        '        branch = self.bn2(self.conv2(out))\n'
+        '        x.copy_(F.relu(-branch))\n'
+        '        return F.relu(branch)')),
 }
 RED_TEAM_SCORES = {"looks_at_its_weights": hostile.BASE_SCORE, "detached_skip": hostile.BASE_SCORE + 1,
                    "forges_the_report_and_exits": hostile.BASE_SCORE,
                    "rewrites_the_worker": 0,    # it breaks its own export: nothing to grade
-                   "pretrained_weights": hostile.BASE_SCORE, "lookup_table_constant": hostile.BASE_SCORE - 1}
+                   "pretrained_weights": hostile.BASE_SCORE, "lookup_table_constant": hostile.BASE_SCORE - 1,
+                   "overwrites_its_input": hostile.BASE_SCORE}
 
 
 @pytest.mark.parametrize("name", sorted(RED_TEAM))
@@ -140,7 +148,7 @@ def test_red_team_cases_gain_nothing(name):
     results = graded(RED_TEAM[name], name)
     failed = {k for k, r in results.items() if not r.passed}
     assert score(results) == RED_TEAM_SCORES[name], {k: results[k].message for k in failed}
-    if name in ("looks_at_its_weights", "detached_skip"):
+    if name in ("looks_at_its_weights", "detached_skip", "overwrites_its_input"):
         assert "block_gradient_through_skip" in failed
 
 
@@ -207,3 +215,55 @@ def test_a_cpu_hog_on_the_same_core_leaves_its_neighbours_score_unchanged():
     assert hog_still_running, "the hog's run ended before the honest one: they were not graded side by side"
     assert score(results["honest"]) == hostile.BASE_SCORE, {k: r.message for k, r in results["honest"].items()}
     assert score(results["hog"]) <= hostile.BASE_SCORE
+
+
+def test_a_block_that_keeps_its_skip_only_on_its_own_does_not_build_the_network():
+    """Red team, 4 December 2026: ResidualBlock adds x back except when the network builds it.
+    Decided by cnn_built_from_residual_blocks alone (in-process, as the notebook's hidden test
+    runs it), so no network is trained; the solution passes the same check."""
+    from nbgrader_harness import solution_answers
+
+    def namespace(answers):
+        found = {"__name__": "__main__"}
+        exec(lesson.preamble, found)
+        for grade_id in lesson.answer_cells:
+            exec(answers[grade_id], found)
+        return found
+
+    solution = solution_answers(lesson.name, lesson.notebook)
+    honest = namespace(solution)      # kept alive: verify caches exports by class object
+    lesson.verify("cnn_built_from_residual_blocks", honest)
+    block = solution["residual_block"].replace(
+        "    def __init__(self, channels):\n        super().__init__()\n",
+        "    def __init__(self, channels, plain=False):\n        super().__init__()\n        self.plain = plain\n")
+    block = block.replace("return F.relu(out + x)", "return F.relu(out) if self.plain else F.relu(out + x)")
+    network = solution["residual_cnn"].replace("ResidualBlock(32)", "ResidualBlock(32, plain=True)")
+    assert block != solution["residual_block"] and network != solution["residual_cnn"]
+    attack = namespace({"residual_block": block, "residual_cnn": network})
+    with pytest.raises(AssertionError, match="skip connections"):
+        lesson.verify("cnn_built_from_residual_blocks", attack)
+
+
+SLOW_OPERATION_CNN = '''
+class ResidualCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        out = self.fc(x.flatten(1))
+        if self.training:
+            return out
+        h = x.flatten()[:1].view(1, 1).expand(12000, 12000).contiguous()   # one matmul of minutes
+        return out + torch.matmul(h, h).sum() * 0
+'''
+
+
+def test_checks_stopped_by_their_wall_limit_are_flagged_for_review():
+    """Red team, 4 December 2026: one operation outlasts every per-check timer, so the checks'
+    process is killed at its wall limit. The submission loses those checks, and a person is told."""
+    results = graded({"residual_block": hostile.NO_SKIP_BLOCK, "residual_cnn": SLOW_OPERATION_CNN},
+                     "slow-operation", limits=Limits(wall_seconds=20))
+    assert any(r.message.startswith("not checked") for r in results.values())
+    assert score(results) <= hostile.BASE_SCORE
+    assert run_checks.last_problem and "the checks stopped before deciding" in run_checks.last_problem

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.assignment import Assignment, Build, NotBuilt, course_secret_seed, normal, uniform
-from autograder.graphs import Ref, Value
+from autograder.graphs import Input, Ref, Value
 
 lesson = Assignment(
     "day13_vgg_resnet", notebook="resnet",
@@ -127,9 +127,12 @@ def kernel(model, node):
 
 def anatomy(model, nodes) -> tuple[int, int | None]:
     """(where the residual branch ends, where the shortcut ends, None for the identity), as
-    operation indices: the shortcut is the first 1x1 convolution that runs, with the BatchNorm
-    that reads its output; the branch ends at the last other BatchNorm."""
-    shortcut = next((i for i, node in enumerate(nodes) if is_conv(node) and kernel(model, node) == (1, 1)), None)
+    operation indices: the shortcut is the first 1x1 convolution of the block's own input x, with
+    the BatchNorm that reads its output; the branch ends at the last other BatchNorm. A 1x1
+    convolution of anything else (x * 0, say) is no shortcut: the skip checks then compare the
+    output with ReLU(branch + x)."""
+    shortcut = next((i for i, node in enumerate(nodes) if is_conv(node) and kernel(model, node) == (1, 1)
+                     and node.args and node.args[0] == Input()), None)
     if shortcut is not None:
         shortcut = next((i for i, node in enumerate(nodes)
                          if is_norm(node) and node.args and node.args[0] == Value(shortcut)), shortcut)
@@ -273,6 +276,7 @@ def block_projection_shortcut(models, rng):
             f"{name}: the projection should map {c_in} to {c_out} channels with stride {stride}"
         nodes = model.graphs["eval"][0]
         _, shortcut = anatomy(model, nodes)
+        assert shortcut is not None, f"{name}: the projection must be a 1x1 convolution of the block's input x"
         norm = nodes[shortcut]
         assert is_norm(norm) and isinstance(norm.args[1], Ref) and model.tensor(norm.args[1].index).numel() == c_out, \
             f"the projection ends with a BatchNorm2d({c_out})"

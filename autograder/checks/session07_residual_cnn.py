@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autograder.assignment import Assignment, Build, course_secret_seed, normal, uniform
+from autograder.assignment import Assignment, Build, NotBuilt, course_secret_seed, normal, uniform
 
 lesson = Assignment(
     "session07_residual_cnn", notebook="residual_cnn", answer_cells=("residual_block", "residual_cnn"),
@@ -186,15 +186,27 @@ def cnn_parameter_count(models, rng):
     assert low <= count <= high, f"{count:,} parameters is far from the design's ~100,000"
 
 
-@lesson.check("cnn_built_from_residual_blocks", builds=[CNN],
+@lesson.check("cnn_built_from_residual_blocks", builds=[CNN, block(32)],
               hint="Use two ResidualBlock(32) modules, a BatchNorm after the first conv, and nn.MaxPool2d(2, 2).")
 def cnn_built_from_residual_blocks(models, rng):
-    layers = models[CNN.key].layers()
+    network = models[CNN.key]
+    layers = network.layers()
     count = {kind: sum(1 for layer in layers if layer["kind"] == kind) for kind in ("conv", "bn", "maxpool")}
     assert count["conv"] >= 5, (f"expected a first convolution and two ResidualBlocks (5 convolutions in "
                                 f"forward), found {count['conv']}")
     assert count["bn"] >= 5, "expected a BatchNorm after the first convolution and two in each block"
     assert count["maxpool"] >= 1, "expected a max-pooling layer"
+    # Built from the student's own blocks: the network runs the skips its ResidualBlock(32) has.
+    # A block without its skip loses the block's skip checks only, not this one too; a block
+    # that has its skip on its own must keep it inside the network (two blocks, two skips).
+    try:
+        block_skips = models[block(32).key].skip_connections()
+    except NotBuilt:
+        block_skips = 0
+    if block_skips:
+        skips = network.skip_connections()
+        assert skips >= 2, (f"ResidualBlock(32) adds its input back, but the network runs {skips} such "
+                            f"skip connections: it must be built from two of your ResidualBlocks")
 
 
 @lesson.check("cnn_gradient_reaches_first_layer", builds=[CNN],
