@@ -499,14 +499,19 @@ def _decode(value, nodes_so_far: int, tensors: int, depth: int = 0):
     raise BadGraph("an operation's arguments are malformed")
 
 
-def _values_in(items):
+def _found_in(items, kind):
+    """Every `kind` (Ref or Value) in `items`, lists searched through."""
     stack = list(items)
     while stack:
         value = stack.pop()
-        if isinstance(value, Value):
+        if isinstance(value, kind):
             yield value
         elif isinstance(value, list):
             stack.extend(value)
+
+
+def _values_in(items):
+    return _found_in(items, Value)
 
 
 def _values_index(node) -> list[int]:
@@ -514,13 +519,7 @@ def _values_index(node) -> list[int]:
 
 
 def _refs_in(args, kwargs):
-    stack = list(args) + list(kwargs.values())
-    while stack:
-        value = stack.pop()
-        if isinstance(value, Ref):
-            yield value
-        elif isinstance(value, list):
-            stack.extend(value)
+    return _found_in(list(args) + list(kwargs.values()), Ref)
 
 
 def _literals_in(args, kwargs):
