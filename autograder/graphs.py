@@ -356,39 +356,43 @@ class GraphModel(nn.Module):
         return described
 
     def skip_connections(self, mode: str = "eval") -> int:
-        """How many additions the output depends on that add a value v to something computed
-        from v through a convolution: x + branch(x), a skip around a convolutional branch.
+        """How many additions the output depends on that add a block's input v, or v through a
+        projection (a convolution of v and the operations after it up to the next convolution),
+        to a branch computed from v through a convolution: x + branch(x) or proj(x) + branch(x).
 
         Read from the operations that run, so a block that keeps its skip only when built on its
         own (and drops it inside the network) is counted by what the network runs.
         """
         nodes, output = self.graphs[mode]
 
-        def sources(value) -> set:
-            return {v.index for v in _values_in([value])}
+        def is_conv(i) -> bool:
+            return nodes[i].op.startswith("aten.conv2d") and bool(nodes[i].args)
 
-        def ancestors(indices) -> set:
+        def ancestors(indices, through_convs=True) -> set:
             seen, stack = set(), list(indices)
             while stack:
                 i = stack.pop()
                 if i not in seen:
                     seen.add(i)
-                    stack.extend(_values_index(nodes[i]))
+                    if through_convs or not is_conv(i):
+                        stack.extend(_values_index(nodes[i]))
             return seen
 
-        needed = ancestors(sources(output))
+        def conv_inputs(indices) -> list:
+            return [nodes[i].args[0] for i in indices if is_conv(i)]
+
         count = 0
-        for i in sorted(needed):
+        for i in sorted(ancestors([v.index for v in _values_in([output])])):
             node = nodes[i]
             if node.op not in ("aten.add.Tensor", "aten.add_.Tensor") or len(node.args) < 2:
                 continue
-            a, b = node.args[0], node.args[1]
-            for carried, branch in ((a, b), (b, a)):
+            for carried, branch in ((node.args[0], node.args[1]), (node.args[1], node.args[0])):
                 if not isinstance(carried, (Value, Input)) or not isinstance(branch, Value):
                     continue
-                upstream = ancestors([branch.index])
-                if any(nodes[c].op.startswith("aten.conv2d") and nodes[c].args and nodes[c].args[0] == carried
-                       for c in upstream):
+                starts = conv_inputs(ancestors([branch.index]))
+                projected = conv_inputs(ancestors([carried.index], through_convs=False)) \
+                    if isinstance(carried, Value) else []
+                if carried in starts or any(v in starts for v in projected):
                     count += 1
                     break
         return count

@@ -203,3 +203,31 @@ def test_bottleneck_check_fails_an_attempt_that_does_not_reduce_the_width():
     wide = solution_answers(ASSIGNMENT, "resnet")["bottleneck_block"].replace(
         "width = out_channels // 4", "width = out_channels")
     assert not bottleneck_passes(wide)
+
+
+def test_a_block_that_keeps_its_skip_only_at_the_checked_sizes_does_not_build_the_networks():
+    """Red team, 4 December 2026: ResidualBlock is residual at the small sizes the block checks
+    build and plain at the networks' 64 channels and more. Decided by the two blocks-per-stage
+    checks alone (in-process, as the notebook's hidden tests run them); the solution passes both."""
+    from autograder.checks.day13_vgg_resnet import lesson
+
+    def namespace(answers):
+        found = {"__name__": "__main__"}
+        exec(lesson.preamble, found)
+        for grade_id in lesson.answer_cells:
+            exec(answers[grade_id], found)
+        return found
+
+    solution = solution_answers(ASSIGNMENT, "resnet")
+    honest = namespace(solution)      # kept alive: verify caches exports by class object
+    checks = ("resnet18_blocks_per_stage", "deep_resnet_blocks_per_stage")
+    for grade_id in checks:
+        lesson.verify(grade_id, honest)
+    block = solution["residual_block"].replace(
+        "return F.relu(out + self.shortcut(x))",
+        "return F.relu(out) if out.shape[1] >= 64 else F.relu(out + self.shortcut(x))")
+    assert block != solution["residual_block"]
+    attack = namespace({**solution, "residual_block": block})
+    for grade_id in checks:
+        with pytest.raises(AssertionError, match="skip connections"):
+            lesson.verify(grade_id, attack)

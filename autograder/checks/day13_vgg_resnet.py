@@ -184,6 +184,10 @@ def shape_of(model, x, train: bool) -> tuple:
         return tuple(model(x).shape)
 
 
+# The blocks the skip checks build: whether the student's block has its skip is read from these.
+SKIP_BUILDS = [block(*case[:3]) for case in SKIP] + [block(GRADIENT[0], GRADIENT[0])]
+
+
 def block_outputs(model, x, skip_stem: bool) -> list[tuple]:
     """The output shape of each ResidualBlock as the model runs x (eval mode): that of every second
     3x3 convolution (a basic block's last one; the network's stem, its first 3x3, left out)."""
@@ -398,6 +402,24 @@ def check_blocks_per_stage(models, rng, name: str) -> None:
     expected = [(2, channels, size, size) for blocks, (channels, size) in zip(layout, STAGE_SHAPES)
                 for _ in range(blocks)]
     assert shapes == expected, f"the blocks output {shapes}"
+    # Built from the student's own blocks: where ResidualBlock has its skip at the sizes the skip
+    # checks build, every block of the network runs one too. A block without any skip loses the
+    # skip checks only, not this one too.
+    if block_has_a_skip(models):
+        skips = models[network(name).key].skip_connections()
+        assert skips >= sum(layout), (f"ResidualBlock adds its input back, but {name} runs {skips} skip "
+                                      f"connections for its {sum(layout)} blocks: build it from your ResidualBlocks")
+
+
+def block_has_a_skip(models) -> bool:
+    """Whether ResidualBlock, built at any size the skip checks use, runs a skip connection."""
+    for build in SKIP_BUILDS:
+        try:
+            if models[build.key].skip_connections():
+                return True
+        except NotBuilt:
+            pass
+    return False
 
 
 def check_parameter_count(models, name: str, layout_name: str) -> None:
@@ -448,7 +470,7 @@ def make_layer_builds_a_stage(models, rng):
         assert shapes == expected, f"_make_layer{arguments}: blocks output {shapes}, expected {expected}"
 
 
-@lesson.check("resnet18_blocks_per_stage", builds=[network("ResNet18")],
+@lesson.check("resnet18_blocks_per_stage", builds=[network("ResNet18"), *SKIP_BUILDS],
               hint="Build layer1 to layer4 with self._make_layer(64, 64, 2, 1), (64, 128, 2, 2), (128, 256, 2, 2) "
                    "and (256, 512, 2, 2).", timeout=30)
 def resnet18_blocks_per_stage(models, rng):
@@ -474,7 +496,7 @@ def deep_resnet_output_shape(models, rng):
     check_output_shape(models, rng, "DeepResNet")
 
 
-@lesson.check("deep_resnet_blocks_per_stage", builds=[network("DeepResNet")],
+@lesson.check("deep_resnet_blocks_per_stage", builds=[network("DeepResNet"), *SKIP_BUILDS],
               hint="Stages of [3, 4, 6, 3] ResidualBlocks, named layer1 to layer4, the first block of stages 2 to 4 "
                    "with stride 2.", timeout=30)
 def deep_resnet_blocks_per_stage(models, rng):
