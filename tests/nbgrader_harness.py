@@ -46,6 +46,16 @@ def solution_answers(assignment: str, notebook: str) -> dict[str, str]:
     return build_course.solution_cells(REPO / "source" / assignment / f"{notebook}.py")
 
 
+def answer_namespace(lesson, answers: dict[str, str]) -> dict:
+    """The globals a notebook has after its preamble and the answer cells `answers` ran, for
+    `lesson.verify` in this process. Keep it alive while verifying: verify caches exports by class object."""
+    namespace = {"__name__": "__main__"}
+    exec(lesson.preamble, namespace)
+    for grade_id in lesson.answer_cells:
+        exec(answers[grade_id], namespace)
+    return namespace
+
+
 def fill_answers(notebook: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
     """The student's notebook: `answers` (grade_id -> source) written into the answer cells."""
     notebook = nbformat.from_dict(copy.deepcopy(notebook))

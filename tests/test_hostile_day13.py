@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from autograder.trusted import run_checks
-from nbgrader_harness import REPO, solution_answers
+from nbgrader_harness import REPO, answer_namespace, solution_answers
 
 sys.path.insert(0, str(REPO / "autograder" / "calibration"))
 import day13_mutants  # noqa: E402  (subtly wrong submissions, and the checks each must fail)
@@ -211,15 +211,8 @@ def test_a_block_that_keeps_its_skip_only_at_the_checked_sizes_does_not_build_th
     checks alone (in-process, as the notebook's hidden tests run them); the solution passes both."""
     from autograder.checks.day13_vgg_resnet import lesson
 
-    def namespace(answers):
-        found = {"__name__": "__main__"}
-        exec(lesson.preamble, found)
-        for grade_id in lesson.answer_cells:
-            exec(answers[grade_id], found)
-        return found
-
     solution = solution_answers(ASSIGNMENT, "resnet")
-    honest = namespace(solution)      # kept alive: verify caches exports by class object
+    honest = answer_namespace(lesson, solution)      # kept alive: verify caches exports by class object
     checks = ("resnet18_blocks_per_stage", "deep_resnet_blocks_per_stage")
     for grade_id in checks:
         lesson.verify(grade_id, honest)
@@ -227,7 +220,7 @@ def test_a_block_that_keeps_its_skip_only_at_the_checked_sizes_does_not_build_th
         "return F.relu(out + self.shortcut(x))",
         "return F.relu(out) if out.shape[1] >= 64 else F.relu(out + self.shortcut(x))")
     assert block != solution["residual_block"]
-    attack = namespace({**solution, "residual_block": block})
+    attack = answer_namespace(lesson, {**solution, "residual_block": block})
     for grade_id in checks:
         with pytest.raises(AssertionError, match="skip connections"):
             lesson.verify(grade_id, attack)

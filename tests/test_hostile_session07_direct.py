@@ -221,17 +221,10 @@ def test_a_block_that_keeps_its_skip_only_on_its_own_does_not_build_the_network(
     """Red team, 4 December 2026: ResidualBlock adds x back except when the network builds it.
     Decided by cnn_built_from_residual_blocks alone (in-process, as the notebook's hidden test
     runs it), so no network is trained; the solution passes the same check."""
-    from nbgrader_harness import solution_answers
-
-    def namespace(answers):
-        found = {"__name__": "__main__"}
-        exec(lesson.preamble, found)
-        for grade_id in lesson.answer_cells:
-            exec(answers[grade_id], found)
-        return found
+    from nbgrader_harness import answer_namespace, solution_answers
 
     solution = solution_answers(lesson.name, lesson.notebook)
-    honest = namespace(solution)      # kept alive: verify caches exports by class object
+    honest = answer_namespace(lesson, solution)      # kept alive: verify caches exports by class object
     lesson.verify("cnn_built_from_residual_blocks", honest)
     block = solution["residual_block"].replace(
         "    def __init__(self, channels):\n        super().__init__()\n",
@@ -239,7 +232,7 @@ def test_a_block_that_keeps_its_skip_only_on_its_own_does_not_build_the_network(
     block = block.replace("return F.relu(out + x)", "return F.relu(out) if self.plain else F.relu(out + x)")
     network = solution["residual_cnn"].replace("ResidualBlock(32)", "ResidualBlock(32, plain=True)")
     assert block != solution["residual_block"] and network != solution["residual_cnn"]
-    attack = namespace({"residual_block": block, "residual_cnn": network})
+    attack = answer_namespace(lesson, {"residual_block": block, "residual_cnn": network})
     with pytest.raises(AssertionError, match="skip connections"):
         lesson.verify("cnn_built_from_residual_blocks", attack)
 
