@@ -100,6 +100,18 @@ class Models:
         raise NotBuilt(f"building {key} failed: {blob or 'it was not exported'}")
 
 
+def skips_in(models: Models, builds) -> int:
+    """The most skip connections any of `builds` runs (GraphModel.skip_connections); 0 for one
+    that could not be built. The network checks read from it whether the student's block has its skip."""
+    found = 0
+    for build in builds:
+        try:
+            found = max(found, models[build.key].skip_connections())
+        except NotBuilt:
+            pass
+    return found
+
+
 def course_secret_seed(purpose: str) -> int:
     """A seed only this course's grader knows (from GRADER_SECRET), the same for every student."""
     digest = hashlib.sha256(f"{os.environ.get('GRADER_SECRET', '')}:{purpose}".encode()).digest()

@@ -280,10 +280,9 @@ class GraphModel(nn.Module):
         for nodes, output in self.graphs.values():
             for node in nodes:
                 for position, arg in enumerate(node.args):
-                    for ref in _refs_in([arg], {}):
-                        is_statistic = node.op == "aten.batch_norm.default" and position in NORM_STATISTICS \
-                            and isinstance(arg, Ref)
-                        (statistics if is_statistic else other).add(ref.index)
+                    is_statistic = node.op == "aten.batch_norm.default" and position in NORM_STATISTICS \
+                        and isinstance(arg, Ref)
+                    (statistics if is_statistic else other).update(ref.index for ref in _refs_in([arg], {}))
                 other.update(ref.index for ref in _refs_in([], node.kwargs))
             other.update(ref.index for ref in _refs_in([output], {}))
         return statistics - other

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from autograder.assignment import Assignment, Build, NotBuilt, course_secret_seed, normal, uniform
+from autograder.assignment import Assignment, Build, NotBuilt, course_secret_seed, normal, skips_in, uniform
 from autograder.graphs import Input, Ref, Value
 
 lesson = Assignment(
@@ -405,21 +405,10 @@ def check_blocks_per_stage(models, rng, name: str) -> None:
     # Built from the student's own blocks: where ResidualBlock has its skip at the sizes the skip
     # checks build, every block of the network runs one too. A block without any skip loses the
     # skip checks only, not this one too.
-    if block_has_a_skip(models):
+    if skips_in(models, SKIP_BUILDS):
         skips = models[network(name).key].skip_connections()
         assert skips >= sum(layout), (f"ResidualBlock adds its input back, but {name} runs {skips} skip "
                                       f"connections for its {sum(layout)} blocks: build it from your ResidualBlocks")
-
-
-def block_has_a_skip(models) -> bool:
-    """Whether ResidualBlock, built at any size the skip checks use, runs a skip connection."""
-    for build in SKIP_BUILDS:
-        try:
-            if models[build.key].skip_connections():
-                return True
-        except NotBuilt:
-            pass
-    return False
 
 
 def check_parameter_count(models, name: str, layout_name: str) -> None:

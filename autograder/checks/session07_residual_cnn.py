@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from autograder.assignment import Assignment, Build, NotBuilt, course_secret_seed, normal, uniform
+from autograder.assignment import Assignment, Build, course_secret_seed, normal, skips_in, uniform
 
 lesson = Assignment(
     "session07_residual_cnn", notebook="residual_cnn", answer_cells=("residual_block", "residual_cnn"),
@@ -199,11 +199,7 @@ def cnn_built_from_residual_blocks(models, rng):
     # Built from the student's own blocks: the network runs the skips its ResidualBlock(32) has.
     # A block without its skip loses the block's skip checks only, not this one too; a block
     # that has its skip on its own must keep it inside the network (two blocks, two skips).
-    try:
-        block_skips = models[block(32).key].skip_connections()
-    except NotBuilt:
-        block_skips = 0
-    if block_skips:
+    if skips_in(models, [block(32)]):
         skips = network.skip_connections()
         assert skips >= 2, (f"ResidualBlock(32) adds its input back, but the network runs {skips} such "
                             f"skip connections: it must be built from two of your ResidualBlocks")
