@@ -108,7 +108,7 @@ class PairedComparison:
                  f"images (95% interval {low:+.2f} to {high:+.2f}).",
                  f"They disagree on {self.only_first + self.only_second:,} images: {second} alone is "
                  f"right on {self.only_second:,}, {first} alone on {self.only_first:,} "
-                 f"(exact McNemar test, p = {self.p_value:.3g})."]
+                 f"(exact McNemar test, p {f'= {self.p_value:.3g}' if self.p_value else '< 1e-300'})."]
         if self.significant:
             better = second if self.difference > 0 else first
             lines.append(f"p < {SIGNIFICANCE}: {better} is more accurate on this test set than the luck of "
@@ -138,7 +138,9 @@ def mcnemar_p_value(only_first: int, only_second: int) -> float:
     if discordant == 0:
         return 1.0
     smaller = min(only_first, only_second)
-    tail = sum(math.comb(discordant, k) for k in range(smaller + 1)) / 2.0 ** discordant
+    # Integer division of exact integers: 2.0 ** n overflows a float past n = 1023 discordant
+    # images, which a full-MNIST comparison of a broken model with a working one reaches.
+    tail = sum(math.comb(discordant, k) for k in range(smaller + 1)) / 2 ** discordant
     return min(1.0, 2.0 * tail)
 
 

@@ -19,7 +19,9 @@ from deepnets.training import History
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("only_first, only_second", [(0, 0), (3, 9), (40, 41), (0, 12), (25, 5)])
+@pytest.mark.parametrize("only_first, only_second", [(0, 0), (3, 9), (40, 41), (0, 12), (25, 5),
+                                                       # past 1,023 discordant images (full MNIST, a model at chance)
+                                                       (1200, 900), (80, 7900)])
 def test_mcnemar_p_value_is_the_exact_binomial_test(only_first, only_second):
     expected = 1.0 if only_first + only_second == 0 else \
         binomtest(only_first, only_first + only_second, 0.5).pvalue

@@ -21,8 +21,9 @@ from datetime import datetime
 from pathlib import Path
 
 import nbformat
+import torch
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, DeadKernelError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from bench import machine  # noqa: E402  (CPU model, cores, torch: said once, in the benchmark)
@@ -65,24 +66,38 @@ def data_source() -> str:
     return load_mnist().source
 
 
-def run(notebook_path: Path, output: Path) -> dict:
+def run(notebook_path: Path, output: Path, stop_after: float | None = None) -> dict:
+    """Execute one notebook cell by cell; a failed cell, a dead kernel or `stop_after` seconds
+    end it, and what ran so far is still saved and timed."""
     notebook = nbformat.read(notebook_path, as_version=4)
     folder = output / notebook_path.stem
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     print(f"Running {notebook_path} ...", flush=True)
-    succeeded = True
+    succeeded, stopped = True, None
+    client = NotebookClient(notebook, timeout=3600, kernel_name="python3", record_timing=True,
+                            resources={"metadata": {"path": str(notebook_path.parent)}})
     try:
-        NotebookClient(notebook, timeout=3600, kernel_name="python3", record_timing=True,
-                       resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
+        with client.setup_kernel():
+            for index, cell in enumerate(notebook.cells):
+                if stop_after is not None and time.perf_counter() - start > stop_after:
+                    succeeded, stopped = False, f"stopped after {stop_after:.0f} s, before cell {index}"
+                    break
+                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
     except CellExecutionError as error:
         succeeded = False
         print(f"  a cell failed:\n{str(error)[-2000:]}", file=sys.stderr)
+    except DeadKernelError as error:
+        succeeded, stopped = False, f"the kernel died: {error}"
+    if stopped:
+        print(f"  {stopped}", file=sys.stderr)
     seconds = time.perf_counter() - start
     executed = folder / notebook_path.name
     nbformat.write(notebook, executed)
     timings = {"notebook": notebook_path.name, "seconds": round(seconds, 1), "succeeded": succeeded,
                "seconds_by_part": seconds_by_part(notebook)}
+    if stopped:
+        timings["stopped"] = stopped
     (folder / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     figures = save_figures(notebook, folder)
     print(f"  {'done' if succeeded else 'FAILED'} in {seconds:.0f} s")
@@ -98,16 +113,19 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("output"))
     parser.add_argument("--record", type=Path, help="also add the timings to this JSON file, under "
                         "the data source and budget (benchmarks/results/demo_timings.json)")
+    parser.add_argument("--stop-after", type=float, help="seconds after which a notebook stops at its next "
+                        "cell, recorded as not finished with the parts it ran (for a machine lent briefly)")
     arguments = parser.parse_args()
     start = time.perf_counter()
-    results = [run(path, arguments.output) for path in arguments.notebooks]
+    results = [run(path, arguments.output, arguments.stop_after) for path in arguments.notebooks]
     total = time.perf_counter() - start
     print(f"{len(results)} notebooks in {total:.0f} s ({total / 60:.1f} min)")
     if arguments.record:
         record = json.loads(arguments.record.read_text()) if arguments.record.exists() else {}
         budget = os.environ.get("DEEPNETS_BUDGET") or "default (demo on a CPU, full with CUDA)"
         record[f"{data_source()}, budget {budget}"] = {
-            "machine": machine("cpu"), "seconds": round(total, 1), "notebooks": results}
+            "machine": machine("cuda" if torch.cuda.is_available() else "cpu"), "seconds": round(total, 1),
+            "notebooks": results}
         arguments.record.write_text(json.dumps(record, indent=1) + "\n")
     sys.exit(0 if all(r["succeeded"] for r in results) else 1)
 
