@@ -149,6 +149,13 @@ SYMBOLIC = {"aten.sym_size.int", "_operator.mul", "_operator.add", "_operator.su
 DTYPES = {"float32": torch.float32, "int64": torch.int64, "bool": torch.bool}
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_.]{1,200}$")
 NORM_STATISTICS = (3, 4)          # batch_norm's running_mean and running_var arguments
+# A layer is part of the model when noise of INFLUENCE_STEP of its output's norm moves the output
+# by at least MATERIAL_INFLUENCE of that step (GraphModel.influence). Layers on an honest model's
+# path measure about 0.1 to 1 (the course's solutions: tests/test_graphs.py); a decoy multiplied
+# by 1e-6 measures about 1e-6.
+INFLUENCE_STEP = 1e-3
+MATERIAL_INFLUENCE = 1e-2
+WEIGHED_LAYERS = ("conv", "bn", "linear", "maxpool", "avgpool")
 
 
 class BadGraph(ValueError):
@@ -291,18 +298,25 @@ class GraphModel(nn.Module):
         return getattr(self, self._refs[index][1])
 
     # -- running ----------------------------------------------------------------------------
-    def forward(self, x, *, record=None):
+    def forward(self, x, *, record=None, perturb=None):
+        """`perturb`: (node index, argument position or None for its output, generator, step):
+        that one value gets random noise of `step` times its own norm (see `influence`)."""
         nodes, output = self.graphs["train" if self.training else "eval"]
         # The graph works on a copy: an in-place operation on its input (x.mul_(0)) must not
         # change the tensor the checks compare the output with. The copy passes gradients on.
         x = x.clone()
         values = []
-        for node in nodes:
+        for i, node in enumerate(nodes):
             args = self._resolve(node.args, x, values)
             kwargs = {k: self._resolve(v, x, values) for k, v in node.kwargs.items()}
+            if perturb is not None and perturb[0] == i and perturb[1] is not None:
+                args = list(args)
+                args[perturb[1]] = _noisy(args[perturb[1]], *perturb[2:])
             if node.op in SYMBOLIC and not all(isinstance(a, (int, torch.Tensor)) for a in args):
                 raise BadGraph("a shape computation got something that is not a shape")
             value = node.function(*args, **kwargs)
+            if perturb is not None and perturb[0] == i and perturb[1] is None:
+                value = _noisy(value, *perturb[2:])
             values.append(value)
             if record is not None and isinstance(value, torch.Tensor):
                 record.append((node, value.clone()))  # a copy: a later in-place op (out += x) must not change it
@@ -320,14 +334,88 @@ class GraphModel(nn.Module):
         return value
 
     # -- what the model is ------------------------------------------------------------------
-    def layers(self, mode: str = "eval") -> list[dict]:
+    def layers(self, mode: str = "eval", inputs: torch.Tensor | None = None) -> list[dict]:
         """The layers the model runs, in order: conv, bn, linear, maxpool, avgpool, relu and add.
 
         Read from the operations themselves, so a layer that is defined but never used is not
-        here, and one that is used is here whatever it is called.
+        here, and one that is used is here whatever it is called. With `inputs`, a conv, bn,
+        linear or pooling layer is here only if the output depends on it (`influence` at least
+        MATERIAL_INFLUENCE on those inputs): a decoy layer whose result is multiplied by 0 or
+        1e-6 before it reaches the output runs, but is not part of the model.
         """
+        described = self._layers(mode)
+        if inputs is None:
+            return described
+        weighed = [layer["node"] for layer in described if layer["kind"] in WEIGHED_LAYERS]
+        weights = self.influence(inputs, mode, [(index, None) for index in weighed])
+        return [layer for layer in described if layer["kind"] not in WEIGHED_LAYERS
+                or weights[(layer["node"], None)] >= MATERIAL_INFLUENCE]
+
+    def influence(self, inputs: torch.Tensor, mode: str, sites: list[tuple[int, int | None]]) -> dict:
+        """How much the output depends on each site: a node's output (position None) or one of
+        its arguments. Noise of a small fraction of the value's own norm is added there; the
+        influence is how far the output moves, as a fraction of its own norm, per that fraction.
+
+        About 1 for a layer on the model's path (scale-free: a vanishing signal does not lower it),
+        about the multiplier for a decoy whose result is scaled before it is added. Outputs of
+        shape (N, classes) are centred per image first, so adding one number to every class
+        score (which changes no prediction) is no influence. Measured without gradients, and
+        BatchNorm's running statistics are put back afterwards.
+        """
+        saved = [buffer.clone() for buffer in self.buffers()]
+        was_training = self.training
+        self.train(mode == "train")
+        weights = {}
+        try:
+            with torch.no_grad():
+                base = _centred(self(inputs))
+                scale = float(base.norm()) if base is not None else 0.0
+                for number, site in enumerate(sites):
+                    if not (scale > 0 and math.isfinite(scale)):   # no output to move: nothing counts
+                        weights[site] = 0.0
+                        continue
+                    generator = torch.Generator().manual_seed(number)
+                    if site[0] == "tensor":   # a parameter of no layer: the noise goes into it
+                        tensor = self._tensor(site[1])
+                        kept = tensor.clone()
+                        tensor.copy_(_noisy(tensor, generator, INFLUENCE_STEP))
+                        moved = _centred(self(inputs))
+                        tensor.copy_(kept)
+                    else:
+                        moved = _centred(self(inputs, perturb=(*site, generator, INFLUENCE_STEP)))
+                    change = float((moved - base).norm()) if moved is not None and moved.shape == base.shape \
+                        else float("nan")
+                    weights[site] = change / (INFLUENCE_STEP * scale) if math.isfinite(change) else 0.0
+        finally:
+            self.train(was_training)
+            with torch.no_grad():
+                for buffer, value in zip(self.buffers(), saved):
+                    buffer.copy_(value)
+        return weights
+
+    def parameter_count(self, mode: str = "eval", inputs: torch.Tensor | None = None) -> int:
+        """The number of parameters; with `inputs`, only those the output depends on: the
+        weights of the layers that `layers(mode, inputs)` keeps, and any other parameter whose
+        own noise moves the output (`influence`). Padding of unused or decoy weights is not counted."""
+        if inputs is None:
+            return sum(p.numel() for p in self.parameters())
+        nodes = self.graphs[mode][0]
+        parameters = {i for i, (kind, _) in enumerate(self._refs) if kind == "parameter"}
+        layer_nodes = [layer["node"] for layer in self._layers(mode) if layer["kind"] in WEIGHED_LAYERS]
+        kept = {layer["node"] for layer in self.layers(mode, inputs) if layer["kind"] in WEIGHED_LAYERS}
+        def refs(node):
+            return {ref.index for ref in _found_in([nodes[node].args, list(nodes[node].kwargs.values())], Ref)}
+
+        owned = set().union(*(refs(node) for node in layer_nodes))
+        loose = sorted(parameters - owned)
+        weights = self.influence(inputs, mode, [("tensor", i) for i in loose]) if loose else {}
+        counted = (parameters & set().union(*(refs(node) for node in kept))) | \
+            {i for i in loose if weights[("tensor", i)] >= MATERIAL_INFLUENCE}
+        return sum(self._tensor(i).numel() for i in counted)
+
+    def _layers(self, mode: str) -> list[dict]:
         described = []
-        for node in self.graphs[mode][0]:
+        for index, node in enumerate(self.graphs[mode][0]):
             a = node.args
             kind = node.op.split(".")[1]
             if kind == "conv2d":
@@ -352,15 +440,20 @@ class GraphModel(nn.Module):
                 described.append({"kind": "relu"})
             elif kind in ("add", "add_") and node.op != "_operator.add":
                 described.append({"kind": "add"})
+            else:
+                continue
+            described[-1]["node"] = index
         return described
 
-    def skip_connections(self, mode: str = "eval") -> int:
+    def skip_connections(self, mode: str = "eval", inputs: torch.Tensor | None = None) -> int:
         """How many additions the output depends on that add a block's input v, or v through a
         projection (a convolution of v and the operations after it up to the next convolution),
         to a branch computed from v through a convolution: x + branch(x) or proj(x) + branch(x).
 
         Read from the operations that run, so a block that keeps its skip only when built on its
-        own (and drops it inside the network) is counted by what the network runs.
+        own (and drops it inside the network) is counted by what the network runs. With `inputs`,
+        an addition counts only if the output depends on what it carries (`influence`): a skip
+        multiplied by 0 before it is added is no skip.
         """
         nodes, output = self.graphs[mode]
 
@@ -380,21 +473,25 @@ class GraphModel(nn.Module):
         def conv_inputs(indices) -> list:
             return [nodes[i].args[0] for i in indices if is_conv(i)]
 
-        count = 0
+        skips = []   # (the addition, the position of what it carries), one per addition
         for i in sorted(ancestors([v.index for v in _values_in([output])])):
             node = nodes[i]
             if node.op not in ("aten.add.Tensor", "aten.add_.Tensor") or len(node.args) < 2:
                 continue
-            for carried, branch in ((node.args[0], node.args[1]), (node.args[1], node.args[0])):
+            for position, (carried, branch) in enumerate(((node.args[0], node.args[1]),
+                                                          (node.args[1], node.args[0]))):
                 if not isinstance(carried, (Value, Input)) or not isinstance(branch, Value):
                     continue
                 starts = conv_inputs(ancestors([branch.index]))
                 projected = conv_inputs(ancestors([carried.index], through_convs=False)) \
                     if isinstance(carried, Value) else []
                 if carried in starts or any(v in starts for v in projected):
-                    count += 1
+                    skips.append((i, position))
                     break
-        return count
+        if inputs is None or not skips:
+            return len(skips)
+        weights = self.influence(inputs, mode, skips)
+        return sum(1 for site in skips if weights[site] >= MATERIAL_INFLUENCE)
 
     def tensor(self, index: int) -> torch.Tensor:
         """The parameter or buffer that layers() names by its index."""
@@ -449,6 +546,21 @@ class GraphModel(nn.Module):
                 elif role == "other":   # a parameter outside conv, linear and BatchNorm layers
                     bound = 1 / math.sqrt(max(1, tensor.numel()))
                     tensor.copy_(torch.rand(tensor.shape, generator=generator) * 2 * bound - bound)
+
+
+def _noisy(value, generator: torch.Generator, step: float):
+    """`value` plus random noise whose norm is `step` times the value's own (influence's probe)."""
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.numel() == 0:
+        return value
+    noise = torch.randn(value.shape, generator=generator, dtype=value.dtype)
+    return value + noise * (step * value.norm() / noise.norm().clamp_min(1e-30))
+
+
+def _centred(output):
+    """Class scores centred per image (a shift of every score changes no prediction); else as is."""
+    if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+        return None
+    return output - output.mean(1, keepdim=True) if output.dim() == 2 else output
 
 
 def _words(tensor: torch.Tensor) -> int:

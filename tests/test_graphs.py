@@ -269,3 +269,57 @@ def test_skip_connections_are_counted_from_what_the_network_runs(lesson_plan):
 
     model = GraphModel.from_bytes(export_model(AddsANonSkip(), torch.randn(2, 2, 4, 4)), seed=0)
     assert model.skip_connections() == 0
+
+
+class DecoyNet(nn.Module):
+    """A linear model with a convolutional decoy whose result is scaled by `scale` before it is
+    added, a loose padding parameter used the same way, and a number added to every class score."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+        self.fc = nn.Linear(28 * 28, 10)
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8 * 28 * 28, 10)
+        self.padding = nn.Parameter(torch.zeros(5000))
+        self.shift = nn.Conv2d(1, 4, 3, padding=1)
+
+    def forward(self, x):
+        decoy = self.head(F.relu(self.bn(self.conv(x))).flatten(1)) + self.padding.sum()
+        same_for_every_class = self.shift(x).mean((1, 2, 3)).unsqueeze(1)
+        return self.fc(x.flatten(1)) + decoy * self.scale + same_for_every_class
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-6])
+def test_layers_and_parameters_the_output_does_not_depend_on_do_not_count(scale):
+    model = GraphModel.from_bytes(export_model(DecoyNet(scale).eval(), torch.randn(2, 1, 28, 28)), seed=1)
+    images = torch.rand(8, 1, 28, 28)
+    statistics = [s.clone() for s in model.buffers()]
+    for mode in ("train", "eval"):
+        kinds = [layer["kind"] for layer in model.layers(mode, images)]
+        # Both convolutions run, so the unweighed description has them; only fc depends on the input.
+        assert [layer["kind"] for layer in model.layers(mode)].count("conv") == 2
+        assert "conv" not in kinds and "bn" not in kinds and kinds.count("linear") == 1, kinds
+        assert model.parameter_count(mode, images) == 28 * 28 * 10 + 10
+    assert all(torch.equal(a, b) for a, b in zip(statistics, model.buffers())), "influence changed BatchNorm's statistics"
+    honest = GraphModel.from_bytes(export_model(DecoyNet(1.0).eval(), torch.randn(2, 1, 28, 28)), seed=1)
+    kinds = [layer["kind"] for layer in honest.layers("train", images)]
+    assert kinds.count("conv") == 1 and kinds.count("bn") == 1 and kinds.count("linear") == 2, kinds
+
+
+def test_a_skip_multiplied_by_zero_is_no_skip(lesson_plan):
+    class Projected(nn.Module):
+        def __init__(self, scale):
+            super().__init__()
+            self.block, self.projection, self.scale = lesson_plan["ResidualBlock"](4), nn.Conv2d(4, 4, 1), scale
+
+        def forward(self, x):   # the lesson plan's branch, with a projection skip scaled by `scale`
+            branch = self.block.bn2(self.block.conv2(F.relu(self.block.bn1(self.block.conv1(x)))))
+            return F.relu(branch + self.projection(x) * self.scale)
+
+    x = torch.randn(4, 4, 6, 6)
+    for scale, skips in ((1.0, 1), (0.0, 0), (1e-6, 0)):
+        model = GraphModel.from_bytes(export_model(Projected(scale).eval(), torch.randn(2, 4, 6, 6)), seed=2)
+        assert model.skip_connections("train") == 1, scale         # read from the structure alone
+        assert model.skip_connections("train", x) == skips, scale  # what the output depends on

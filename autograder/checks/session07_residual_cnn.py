@@ -181,7 +181,8 @@ def cnn_output_shape(models, rng):
 @lesson.check("cnn_parameter_count", builds=[CNN],
               hint="Check the channel counts (32) and the linear layer's input size.")
 def cnn_parameter_count(models, rng):
-    count = sum(p.numel() for p in models[CNN.key].parameters())
+    # Only weights the output depends on: decoy layers added to pad the count are not counted.
+    count = models[CNN.key].parameter_count("train", uniform(rng, 8, 1, 28, 28))
     low, high = PARAMETER_RANGE
     assert low <= count <= high, f"{count:,} parameters is far from the design's ~100,000"
 
@@ -190,7 +191,8 @@ def cnn_parameter_count(models, rng):
               hint="Use two ResidualBlock(32) modules, a BatchNorm after the first conv, and nn.MaxPool2d(2, 2).")
 def cnn_built_from_residual_blocks(models, rng):
     network = models[CNN.key]
-    layers = network.layers()
+    images = uniform(rng, 8, 1, 28, 28)
+    layers = network.layers("train", images)   # only layers the output depends on: no decoys
     count = {kind: sum(1 for layer in layers if layer["kind"] == kind) for kind in ("conv", "bn", "maxpool")}
     assert count["conv"] >= 5, (f"expected a first convolution and two ResidualBlocks (5 convolutions in "
                                 f"forward), found {count['conv']}")
@@ -200,7 +202,7 @@ def cnn_built_from_residual_blocks(models, rng):
     # A block without its skip loses the block's skip checks only, not this one too; a block
     # that has its skip on its own must keep it inside the network (two blocks, two skips).
     if skips_in(models, [block(32)]):
-        skips = network.skip_connections()
+        skips = network.skip_connections("train", images)
         assert skips >= 2, (f"ResidualBlock(32) adds its input back, but the network runs {skips} such "
                             f"skip connections: it must be built from two of your ResidualBlocks")
 
@@ -211,7 +213,8 @@ def cnn_gradient_reaches_first_layer(models, rng):
     model = models[CNN.key].train()
     images, labels = uniform(rng, 16, 1, 28, 28), torch.from_numpy(rng.integers(0, 10, 16))
     F.cross_entropy(model(images), labels).backward()
-    convs = [layer for layer in model.layers("train") if layer["kind"] == "conv"]
+    # The first convolution the output depends on: a decoy's gradient, scaled down, does not count.
+    convs = [layer for layer in model.layers("train", images) if layer["kind"] == "conv"]
     first = model.tensor(convs[0]["weight"]).grad if convs else None
     assert first is not None and first.abs().sum() > 0, "no gradient reaches the first convolution"
     silent = sum(1 for p in model.parameters() if p.grad is None)
