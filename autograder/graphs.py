@@ -395,23 +395,23 @@ class GraphModel(nn.Module):
 
     def parameter_count(self, mode: str = "eval", inputs: torch.Tensor | None = None) -> int:
         """The number of parameters; with `inputs`, only those the output depends on: the
-        weights of the layers that `layers(mode, inputs)` keeps, and any other parameter whose
-        own noise moves the output (`influence`). Padding of unused or decoy weights is not counted."""
+        weights of the layers whose `influence` is material (those `layers(mode, inputs)` keeps),
+        and any other parameter whose own noise moves the output. Decoy weights are not counted."""
         if inputs is None:
             return sum(p.numel() for p in self.parameters())
         nodes = self.graphs[mode][0]
         parameters = {i for i, (kind, _) in enumerate(self._refs) if kind == "parameter"}
-        layer_nodes = [layer["node"] for layer in self._layers(mode) if layer["kind"] in WEIGHED_LAYERS]
-        kept = {layer["node"] for layer in self.layers(mode, inputs) if layer["kind"] in WEIGHED_LAYERS}
-        def refs(node):
-            return {ref.index for ref in _found_in([nodes[node].args, list(nodes[node].kwargs.values())], Ref)}
-
-        owned = set().union(*(refs(node) for node in layer_nodes))
-        loose = sorted(parameters - owned)
-        weights = self.influence(inputs, mode, [("tensor", i) for i in loose]) if loose else {}
-        counted = (parameters & set().union(*(refs(node) for node in kept))) | \
-            {i for i in loose if weights[("tensor", i)] >= MATERIAL_INFLUENCE}
-        return sum(self._tensor(i).numel() for i in counted)
+        owners = {}   # each weighed layer's operation -> the tensors it reads
+        for layer in self._layers(mode):
+            if layer["kind"] in WEIGHED_LAYERS:
+                node = nodes[layer["node"]]
+                owners[layer["node"]] = {ref.index for ref in _refs_in(node.args, node.kwargs)}
+        loose = sorted(parameters - set().union(*owners.values()))
+        sites = [(node, None) for node in owners] + [("tensor", i) for i in loose]
+        weights = self.influence(inputs, mode, sites)   # the layers and loose parameters in one pass
+        counted = {i for node, refs in owners.items() if weights[(node, None)] >= MATERIAL_INFLUENCE for i in refs}
+        counted |= {i for i in loose if weights[("tensor", i)] >= MATERIAL_INFLUENCE}
+        return sum(self._tensor(i).numel() for i in counted & parameters)
 
     def _layers(self, mode: str) -> list[dict]:
         described = []

@@ -250,19 +250,14 @@ def test_a_block_that_keeps_its_skip_only_on_its_own_does_not_build_the_network(
         lesson.verify("cnn_built_from_residual_blocks", attack)
 
 
-SLOW_OPERATION_CNN = '''
-class ResidualCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(28 * 28, 10)
-
-    def forward(self, x):
-        out = self.fc(x.flatten(1))
-        if self.training:
-            return out
-        h = x.flatten()[:1].view(1, 1).expand(12000, 12000).contiguous()   # one matmul of minutes
-        return out + torch.matmul(h, h).sum() * 0
-'''
+SLOW_OPERATION_CNN = hostile.LINEAR_CNN.replace(
+    "        return self.fc(x.flatten(1))",
+    "        out = self.fc(x.flatten(1))\n"
+    "        if self.training:\n"
+    "            return out\n"
+    "        h = x.flatten()[:1].view(1, 1).expand(12000, 12000).contiguous()   # one matmul of minutes\n"
+    "        return out + torch.matmul(h, h).sum() * 0")
+assert SLOW_OPERATION_CNN != hostile.LINEAR_CNN
 
 
 def test_checks_stopped_by_their_wall_limit_are_flagged_for_review():
