@@ -15,8 +15,10 @@ Two ways to train the same model from the same initial weights, on the same mach
 Both are tested on the full test set every 1/`--evals-per-epoch` of an epoch with the clock
 stopped, and stop at the first test at or above the target accuracy (98.5% on a CPU, 99.0% on
 CUDA), though not before one whole epoch. Then one epoch on 10k and 30k images shows how the
-time grows with the data. On CUDA, ResNet-18 also trains to 99.5%, and achieved TFLOP/s are set
-against the card's bf16 matrix-multiply peak measured in the same run. Each case runs in a fresh
+time grows with the data. On CUDA, the course trains a third time without CUDA graphs (fit's
+default there records each step as one), ResNet-18 trains to 99.5% once for each
+`--resnet18-epochs`, and achieved TFLOP/s are set against the card's bf16 matrix-multiply peak
+measured in the same run. Each case runs in a fresh
 subprocess, so its peak memory (RSS on a CPU, `max_memory_allocated` on CUDA) is its own.
 
 The report is printed as Markdown and written with the raw numbers to `--output-dir`.
@@ -275,7 +277,8 @@ def course_recipe(case: dict, data_root: Path, device: torch.device, clock: Cloc
     steps_per_epoch = -(-num_train // case["batch_size"])
     test_images, test_labels = data.test_images.to(device), data.test_labels.to(device)
     state = dict(images=0, epoch_start=0.0, reached=False)
-    speed = Speed(bf16=case["bf16"], channels_last=True, compile=case.get("compile", False))
+    speed = Speed(bf16=case["bf16"], channels_last=True, compile=case.get("compile", False),
+                  cuda_graphs=case.get("cuda_graphs"))
 
     def on_step(step: int, history) -> None:
         epoch, step_in_epoch = divmod(step - 1, steps_per_epoch)
@@ -314,6 +317,7 @@ def course_recipe(case: dict, data_root: Path, device: torch.device, clock: Cloc
 def run_case(case: dict) -> dict:
     """One measurement, in this process: train until the target (or one epoch), report the clock."""
     device = torch.device(case["device"])
+    torch.backends.cudnn.benchmark = bool(case.get("cudnn_benchmark"))  # an experiment: fit leaves it off
     import torchvision  # noqa: F401 (in both recipes, so that their baselines are alike)
 
     torch.zeros(1, device=device)  # initialise the device before the baseline
@@ -391,11 +395,14 @@ def plan(arguments, raw_root: Path, data_root: Path) -> list[dict]:
     timed["test_every"] = max(1, steps_per_epoch // arguments.evals_per_epoch)
     cases = [dict(timed, name="seed", recipe="seed"), dict(timed, name="course", recipe="course")]
     if cuda:
-        cases.append(dict(base, name="course ResNet18", recipe="course", model="ResNet18",
-                          target=99.5, train_size=None, max_epochs=arguments.resnet18_epochs,
-                          batch_size=arguments.resnet18_batch, lr=arguments.resnet18_lr,
-                          decay_lr=True, test_every=max(1, 60_000 // arguments.resnet18_batch
-                                                        // arguments.evals_per_epoch)))
+        # fit's default on CUDA records each step as a CUDA graph; the same run without shows what that buys.
+        cases.append(dict(timed, name="course without CUDA graphs", recipe="course", cuda_graphs=False))
+        for epochs in arguments.resnet18_epochs:  # the learning rate decays to 0 over `epochs`
+            cases.append(dict(base, name=f"course ResNet18 {epochs} epochs", recipe="course", model="ResNet18",
+                              target=99.5, train_size=None, max_epochs=epochs,
+                              batch_size=arguments.resnet18_batch, lr=arguments.resnet18_lr,
+                              decay_lr=True, test_every=max(1, 60_000 // arguments.resnet18_batch
+                                                            // arguments.evals_per_epoch)))
     sizes = [500, 1_000] if quick else [10_000, 30_000]
     for size in sizes:
         for recipe in ("seed", "course"):
@@ -440,7 +447,8 @@ def report(results: list[dict], info: dict, peaks: dict) -> str:
                      f"{r['peak_memory_mb']:.0f}"
                      + (f" ({r['baseline_memory_mb']:.0f})" if r.get("baseline_memory_mb") else "") + " |")
     lines += ["", "Test accuracy along the way (images trained: accuracy, seconds):"]
-    for r in (seed, course):
+    timed = [r for r in results if r["model"] == "ResidualCNN" and r.get("target") and r["tests"]]
+    for r in timed:
         lines.append(f"- {r['name']}: " + "; ".join(
             f"{t['images']:,}: {t['test_accuracy']:.2f}% at {t['seconds']:.1f} s" for t in r["tests"]))
     lines += ["", "Ratios (seed recipe / course):"]
@@ -449,6 +457,10 @@ def report(results: list[dict], info: dict, peaks: dict) -> str:
                      f"(CPU time: {seed['cpu_seconds_to_target'] / course['cpu_seconds_to_target']:.2f}x)")
     lines.append(f"- throughput (images/s, course / seed): "
                  f"{course['images_per_second'] / seed['images_per_second']:.2f}x")
+    for r in timed:
+        if r["name"] not in ("seed", "course") and seed.get("seconds_to_target") and r.get("seconds_to_target"):
+            lines.append(f"- time to {seed['target']}%, {r['name']}: "
+                         f"{seed['seconds_to_target'] / r['seconds_to_target']:.2f}x")
     sweep = [r for r in results if r["target"] is None and r["name"].split()[1] != "fp32"]
     if sweep:
         lines += ["", "Data-size sweep, one epoch (seconds; the full-data row is the first epoch above):",
@@ -484,7 +496,8 @@ def main() -> None:
     parser.add_argument("--evals-per-epoch", type=int, default=4)
     parser.add_argument("--resnet18-batch", type=int, default=512)
     parser.add_argument("--resnet18-lr", type=float, default=2e-3)
-    parser.add_argument("--resnet18-epochs", type=int, default=3)
+    parser.add_argument("--resnet18-epochs", type=int, nargs="+", default=[3],
+                        help="one ResNet-18 run for each number of epochs (its cosine schedule's length)")
     parser.add_argument("--output-dir", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case as JSON (- for stdin)
     arguments = parser.parse_args()

@@ -81,9 +81,10 @@ def eval_batch_size(device: torch.device) -> int:
     return EVAL_BATCH_SIZE.get(device.type, ACCELERATOR_EVAL_BATCH_SIZE)
 
 
-# Set either to 0 to turn that part of the fast path off (e.g. DEEPNETS_BF16=0 for fp32).
+# Set any of these to 0 to turn that part of the fast path off (e.g. DEEPNETS_BF16=0 for fp32).
 BF16_VARIABLE = "DEEPNETS_BF16"
 CHANNELS_LAST_VARIABLE = "DEEPNETS_CHANNELS_LAST"
+CUDA_GRAPHS_VARIABLE = "DEEPNETS_CUDA_GRAPHS"
 
 
 @dataclass(frozen=True)
@@ -95,25 +96,35 @@ class Speed:
     default it is on exactly there. channels_last: the (N, H, W, C) memory layout, faster for
     convolutions on tensor-core GPUs and most CPUs; by default on when the model runs in it (a
     forward that calls x.view(N, -1) on a convolution's output does not). compile: train through
-    torch.compile.
+    torch.compile. cuda_graphs: on a CUDA GPU, record one training step (forward, loss, backward,
+    Adam) as a CUDA graph after a few ordinary steps and replay it for every full batch, so that
+    the CPU launches one graph instead of hundreds of kernels; by default on with CUDA, unless
+    compiled. A small network at batch 128 spends most of its step waiting for those launches.
+    A replayed step does not run the model's Python code again: a `print` in `forward` prints
+    during the first steps only, and forward hooks fire then too. `fit` falls back to ordinary
+    steps, and says so, when the step cannot be recorded (a forward that reads a value back to
+    the CPU, `.item()`, cannot).
     """
 
     bf16: bool | None = None
     channels_last: bool | None = None
     compile: bool = False
+    cuda_graphs: bool | None = None
 
     def describe(self) -> str:
         parts = ["bf16" if self.bf16 else "fp32"] + ["channels-last"] * bool(self.channels_last)
-        return ", ".join(parts + ["compiled"] * self.compile)
+        return ", ".join(parts + ["compiled"] * self.compile + ["CUDA graphs"] * bool(self.cuda_graphs))
 
 
 def default_speed() -> Speed:
-    """The fast path, less what DEEPNETS_BF16=0 or DEEPNETS_CHANNELS_LAST=0 turns off."""
+    """The fast path, less what DEEPNETS_BF16=0, DEEPNETS_CHANNELS_LAST=0 or DEEPNETS_CUDA_GRAPHS=0
+    turns off."""
     def off(variable: str) -> bool:
         return os.environ.get(variable, "").strip().lower() in ("0", "false", "off", "no")
 
     return Speed(bf16=False if off(BF16_VARIABLE) else None,
-                 channels_last=False if off(CHANNELS_LAST_VARIABLE) else None)
+                 channels_last=False if off(CHANNELS_LAST_VARIABLE) else None,
+                 cuda_graphs=False if off(CUDA_GRAPHS_VARIABLE) else None)
 
 
 @functools.cache
@@ -165,7 +176,9 @@ def choose_speed(speed: Speed | None, model: nn.Module, device: torch.device,
     channels_last = speed.channels_last
     if channels_last is None:
         channels_last = device.type in ("cpu", "cuda") and runs_channels_last(model, image_shape)
-    return replace(speed, bf16=bf16 and device.type in ("cpu", "cuda"), channels_last=channels_last)
+    cuda_graphs = not speed.compile if speed.cuda_graphs is None else speed.cuda_graphs
+    return replace(speed, bf16=bf16 and device.type in ("cpu", "cuda"), channels_last=channels_last,
+                   cuda_graphs=cuda_graphs and device.type == "cuda")
 
 
 def _memory_format(speed: Speed) -> torch.memory_format:
@@ -173,8 +186,10 @@ def _memory_format(speed: Speed) -> torch.memory_format:
 
 
 def _autocast(device: torch.device, speed: Speed):
+    # Autocast's cache of cast weights cannot live inside a CUDA graph (PyTorch's CUDA graph notes).
     return torch.autocast(device.type if device.type in ("cuda", "cpu") else "cpu",
-                          dtype=torch.bfloat16, enabled=bool(speed.bf16))
+                          dtype=torch.bfloat16, enabled=bool(speed.bf16),
+                          cache_enabled=not speed.cuda_graphs)
 
 
 @torch.no_grad()
@@ -242,12 +257,30 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
     model.to(memory_format=memory_format)
     step_model = torch.compile(model) if speed.compile else model
     data = data.to(device)
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    # A recorded step replays the optimizer too: only fit's own Adam, with its state kept on the
+    # GPU (capturable), and a learning rate that does not change (no decay_lr) can be recorded.
+    speed = replace(speed, cuda_graphs=speed.cuda_graphs and optimizer is None and not decay_lr)
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr, capturable=bool(speed.cuda_graphs))
     order_generator = torch.Generator().manual_seed(seed)
     num_train = len(data.train_labels)
     steps_per_epoch = (num_train + batch_size - 1) // batch_size
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
                 if decay_lr else None)
+
+    def eager_step(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step on the images at `index`: (loss, number right), both on the device."""
+        images = data.train_images[index].contiguous(memory_format=memory_format)
+        labels = data.train_labels[index]
+        with _autocast(device, speed):
+            logits = step_model(images)
+            loss = F.cross_entropy(logits, labels)
+        # A recorded step writes into the same gradient tensors every time, so they are zeroed, not freed.
+        optimizer.zero_grad(set_to_none=not speed.cuda_graphs)
+        loss.backward()
+        optimizer.step()
+        return loss.detach().float(), (logits.argmax(dim=1) == labels).sum()
+
+    train_step = CudaGraphStep(eager_step, batch_size, device) if speed.cuda_graphs else eager_step
     history = History(speed=speed.describe())
     label = f"{name or type(model).__name__} ({speed.describe()})"
     bar = progress_bar(epochs * steps_per_epoch, label, enabled=progress)
@@ -267,18 +300,10 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
             correct = torch.zeros((), dtype=torch.long, device=device)
             for start in range(0, num_train, batch_size):
                 index = order[start:start + batch_size]
-                images = data.train_images[index].contiguous(memory_format=memory_format)
-                labels = data.train_labels[index]
-                with _autocast(device, speed):
-                    logits = step_model(images)
-                    loss = F.cross_entropy(logits, labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss, batch_correct = train_step(index)
                 if schedule is not None:
                     schedule.step()
-                batch_correct = (logits.argmax(dim=1) == labels).sum()
-                pending.append((loss.detach().float(), batch_correct, len(index)))
+                pending.append((loss, batch_correct, len(index)))
                 correct += batch_correct
                 step += 1
                 bar.update(1)
@@ -301,11 +326,69 @@ def fit(model: nn.Module, data: MNIST, *, epochs: int = 1, batch_size: int = 128
             if on_epoch is not None:
                 on_epoch(epoch, history)
     finally:
+        if speed.cuda_graphs and train_step.failure:
+            history.speed = replace(speed, cuda_graphs=False).describe()
         # Code that runs the model afterwards (gradient plots, a weight's .view) expects the default layout.
         model.to(memory_format=torch.contiguous_format)
         history.seconds = time.perf_counter() - start_time
         bar.close()
     return history
+
+
+class CudaGraphStep:
+    """`eager_step(index)` recorded once as a CUDA graph and replayed for every full batch.
+
+    The first WARMUP_STEPS steps run as written, on a side stream, as PyTorch's CUDA graph notes
+    require (they initialise the optimizer's state and the libraries' workspaces); they are real
+    training steps, so the run sees the same batches in the same order as without a graph.
+    Recording does not execute anything; the step that triggers it is then replayed. A batch of
+    another size (the last, short one) runs as written. If the step cannot be recorded, every
+    later step runs as written and `failure` says why.
+    """
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, eager_step, batch_size: int, device: torch.device):
+        self.eager_step = eager_step
+        self.index = torch.zeros(batch_size, dtype=torch.long, device=device)  # the graph's input
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.outputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.failure: str | None = None
+        self.steps_before_graph = 0
+
+    def __call__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        full_batch = len(index) == len(self.index)
+        if self.graph is None and self.failure is None and full_batch:
+            if self.steps_before_graph < self.WARMUP_STEPS:
+                self.steps_before_graph += 1
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    outputs = self.eager_step(index)
+                torch.cuda.current_stream().wait_stream(side)
+                return outputs
+            self._record()
+        if self.graph is None or not full_batch:
+            return self.eager_step(index)
+        self.index.copy_(index)
+        self.graph.replay()
+        loss, correct = self.outputs
+        return loss.clone(), correct.clone()  # the next replay overwrites the graph's outputs
+
+    def _record(self) -> None:
+        graph, stream = torch.cuda.CUDAGraph(), torch.cuda.current_stream()
+        try:
+            with torch.cuda.graph(graph):
+                self.outputs = self.eager_step(self.index)
+            self.graph = graph
+        except Exception as error:  # e.g. a forward that calls .item(): train on without the graph
+            # A failed capture can leave its own stream current (torch.cuda.graph's exit stops at
+            # the failed capture_end); nothing was executed, so the model and optimizer are as before.
+            torch.cuda.set_stream(stream)
+            self.outputs = None
+            self.failure = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            print(f"The training step could not be recorded as a CUDA graph ({self.failure[:200]}); "
+                  f"training on with ordinary steps.")
 
 
 def _flush(pending: list[tuple[torch.Tensor, torch.Tensor, int]], history: History) -> float:

@@ -54,3 +54,16 @@ def test_loss_axis_tick_labels_are_distinct(losses):
               if tick.get_text() and bottom <= tick.get_position()[1] <= top]
     assert len(labels) >= 2, "too few labelled ticks to read the axis"
     assert len(set(labels)) == len(labels), f"repeated tick labels: {labels}"
+
+
+def test_a_wide_loss_axis_labels_the_decades_and_only_the_2s_and_5s_between():
+    """Over more than a decade, labelling every minor tick ran 0.06, 0.07, 0.08, 0.09 into 0.1."""
+    losses = [2.4 * 0.98 ** step for step in range(200)]  # 2.4 to 0.043, smoothed over 20 steps
+    with LiveCurves(every_seconds=0) as live:
+        live.track("run")(len(losses), history_of(losses))
+    axis = live.axes["training loss"]
+    live.figure.canvas.draw()
+    bottom, top = axis.get_ylim()
+    minor = [tick.label1.get_text() for tick in axis.yaxis.get_minor_ticks()
+             if tick.label1.get_text() and bottom <= tick.get_loc() <= top]
+    assert minor and set(minor) <= {"0.05", "0.2", "0.5", "2"}, minor

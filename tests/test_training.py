@@ -70,6 +70,7 @@ def fast_path_allowed(monkeypatch):
     """No DEEPNETS_BF16 / DEEPNETS_CHANNELS_LAST switch set, whatever the caller's environment."""
     monkeypatch.delenv(training.BF16_VARIABLE, raising=False)
     monkeypatch.delenv(training.CHANNELS_LAST_VARIABLE, raising=False)
+    monkeypatch.delenv(training.CUDA_GRAPHS_VARIABLE, raising=False)
 
 
 def test_channels_last_when_the_model_runs_in_it_else_a_silent_fallback(sample, fast_path_allowed):
@@ -255,3 +256,50 @@ def test_compile_trains_through_torch_compile(sample, monkeypatch):
     history = fit(model, sample.subset(100, 50), epochs=1, device="cpu", progress=False,
                   speed=Speed(compile=True))
     assert compiled == [model] and len(history.step_loss) == 1
+
+
+def test_cuda_graphs_are_decided_per_device_and_can_be_turned_off(monkeypatch, fast_path_allowed):
+    model, shape = Flattening(), (1, 28, 28)
+    assert not training.choose_speed(None, model, torch.device("cpu"), shape).cuda_graphs
+    assert training.choose_speed(None, model, torch.device("cuda"), shape).cuda_graphs
+    assert not training.choose_speed(Speed(compile=True), model, torch.device("cuda"), shape).cuda_graphs
+    monkeypatch.setenv(training.CUDA_GRAPHS_VARIABLE, "0")
+    assert not training.choose_speed(None, model, torch.device("cuda"), shape).cuda_graphs
+    assert Speed(bf16=True, channels_last=True, cuda_graphs=True).describe() == "bf16, channels-last, CUDA graphs"
+
+
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@cuda_only
+def test_a_recorded_step_trains_as_the_ordinary_one(sample, fast_path_allowed):
+    """Same seed, same batches: the replayed graph's losses follow the ordinary steps' (to
+    rounding: bf16 kernels need not add in the same order), the short last batch included."""
+    small = sample.subset(960, 500)  # at batch 100: 9 full batches and one of 60
+    runs = {}
+    for graphs in (False, True):
+        set_seed(0)
+        runs[graphs] = fit(Flattening(), small, epochs=2, batch_size=100, device="cuda", progress=False,
+                           speed=Speed(cuda_graphs=graphs))
+    assert "CUDA graphs" in runs[True].speed and "CUDA graphs" not in runs[False].speed
+    assert len(runs[True].step_loss) == len(runs[False].step_loss) == 2 * 10  # the last batch holds 60
+    assert runs[True].step_loss[:3] == runs[False].step_loss[:3], "the warm-up steps run as written"
+    assert runs[True].step_loss == pytest.approx(runs[False].step_loss, abs=0.05)
+    assert runs[True].final_test_accuracy == pytest.approx(runs[False].final_test_accuracy, abs=3)
+
+
+class ReadsBack(Flattening):
+    def forward(self, x):
+        if x.abs().sum().item() < 0:  # a value read back to the CPU: cannot be recorded
+            raise AssertionError
+        return super().forward(x)
+
+
+@cuda_only
+def test_a_step_that_cannot_be_recorded_trains_without_a_graph(sample, fast_path_allowed, capsys):
+    set_seed(0)
+    history = fit(ReadsBack(), sample.subset(500, 100), epochs=1, batch_size=50, device="cuda",
+                  progress=False, speed=Speed(cuda_graphs=True))
+    assert "could not be recorded as a CUDA graph" in capsys.readouterr().out
+    assert "CUDA graphs" not in history.speed and len(history.step_loss) == 10
+    assert sum(history.step_loss[-3:]) < sum(history.step_loss[:3])

@@ -66,15 +66,15 @@ def data_source() -> str:
     return load_mnist().source
 
 
-def run(notebook_path: Path, output: Path, stop_after: float | None = None) -> dict:
-    """Execute one notebook cell by cell; a failed cell, a dead kernel or `stop_after` seconds
-    end it, and what ran so far is still saved and timed."""
+def run(notebook_path: Path, output: Path, stop_after: float | None = None, keep_going: bool = False) -> dict:
+    """Execute one notebook cell by cell; a failed cell (unless `keep_going`), a dead kernel or
+    `stop_after` seconds end it, and what ran so far is still saved and timed."""
     notebook = nbformat.read(notebook_path, as_version=4)
     folder = output / notebook_path.stem
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     print(f"Running {notebook_path} ...", flush=True)
-    succeeded, stopped = True, None
+    succeeded, stopped, failed_cells = True, None, []
     client = NotebookClient(notebook, timeout=3600, kernel_name="python3", record_timing=True,
                             resources={"metadata": {"path": str(notebook_path.parent)}})
     try:
@@ -83,7 +83,14 @@ def run(notebook_path: Path, output: Path, stop_after: float | None = None) -> d
                 if stop_after is not None and time.perf_counter() - start > stop_after:
                     succeeded, stopped = False, f"stopped after {stop_after:.0f} s, before cell {index}"
                     break
-                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+                try:
+                    client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+                except CellExecutionError as error:
+                    if not keep_going:
+                        raise
+                    succeeded = False
+                    failed_cells.append(index)
+                    print(f"  cell {index} failed (going on):\n{str(error)[-800:]}", file=sys.stderr)
     except CellExecutionError as error:
         succeeded = False
         print(f"  a cell failed:\n{str(error)[-2000:]}", file=sys.stderr)
@@ -98,6 +105,8 @@ def run(notebook_path: Path, output: Path, stop_after: float | None = None) -> d
                "seconds_by_part": seconds_by_part(notebook)}
     if stopped:
         timings["stopped"] = stopped
+    if failed_cells:
+        timings["failed_cells"] = failed_cells
     (folder / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     figures = save_figures(notebook, folder)
     print(f"  {'done' if succeeded else 'FAILED'} in {seconds:.0f} s")
@@ -115,9 +124,12 @@ def main() -> None:
                         "the data source and budget (benchmarks/results/demo_timings.json)")
     parser.add_argument("--stop-after", type=float, help="seconds after which a notebook stops at its next "
                         "cell, recorded as not finished with the parts it ran (for a machine lent briefly)")
+    parser.add_argument("--keep-going", action="store_true", help="run the cells after a failed one "
+                        "too (the notebook is still recorded as failed, with the failed cells' numbers)")
     arguments = parser.parse_args()
     start = time.perf_counter()
-    results = [run(path, arguments.output, arguments.stop_after) for path in arguments.notebooks]
+    results = [run(path, arguments.output, arguments.stop_after, arguments.keep_going)
+               for path in arguments.notebooks]
     total = time.perf_counter() - start
     print(f"{len(results)} notebooks in {total:.0f} s ({total / 60:.1f} min)")
     if arguments.record:
