@@ -56,12 +56,16 @@ def test_the_cuda_plan_runs_the_gpu_targets(tmp_path, monkeypatch):
     """`--device cuda` times ResidualCNN to 99.0% against the seed recipe and ResNet-18 to 99.5%, in bf16."""
     monkeypatch.setattr(bench, "has_bf16_units", lambda device: device.type == "cuda")
     arguments = argparse.Namespace(device="cuda", quick=False, compile=False, evals_per_epoch=4,
-                                   resnet18_batch=512, resnet18_lr=2e-3, resnet18_epochs=3)
+                                   resnet18_batch=512, resnet18_lr=2e-3, resnet18_epochs=[4, 5])
     cases = {case["name"]: case for case in bench.plan(arguments, tmp_path, tmp_path)}
     assert cases["seed"]["target"] == cases["course"]["target"] == 99.0
     assert cases["seed"]["model"] == cases["course"]["model"] == "ResidualCNN"
-    resnet = cases["course ResNet18"]
-    assert (resnet["model"], resnet["target"], resnet["train_size"]) == ("ResNet18", 99.5, None)
+    assert cases["course"].get("cuda_graphs") is None, "fit's own default"
+    assert cases["course without CUDA graphs"]["cuda_graphs"] is False
+    for epochs in (4, 5):
+        resnet = cases[f"course ResNet18 {epochs} epochs"]
+        assert (resnet["model"], resnet["target"], resnet["train_size"]) == ("ResNet18", 99.5, None)
+        assert resnet["max_epochs"] == epochs and resnet["decay_lr"]
     assert all(case["bf16"] for name, case in cases.items() if "fp32" not in name)
     assert not cases["course fp32 10,000"]["bf16"]
 
