@@ -44,6 +44,7 @@ import autograder.graphs
 import autograder.policy
 import deepnets.training
 from autograder.graphs import BadGraph, GraphModel
+from autograder.secret import grader_secret
 from autograder.sandbox_runtime.exporting import build as build_model, describe_error, export_model
 
 CODE_THE_RESULT_DEPENDS_ON = (__file__, autograder.graphs.__file__, autograder.policy.__file__,
@@ -113,8 +114,8 @@ def skips_in(models: Models, builds) -> int:
 
 
 def course_secret_seed(purpose: str) -> int:
-    """A seed only this course's grader knows (from GRADER_SECRET), the same for every student."""
-    digest = hashlib.sha256(f"{os.environ.get('GRADER_SECRET', '')}:{purpose}".encode()).digest()
+    """A seed only this course's grader knows (autograder/secret.py), the same for every student."""
+    digest = hashlib.sha256(f"{grader_secret()}:{purpose}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
 
@@ -190,7 +191,7 @@ class Assignment:
         if not all(isinstance(blob, bytes) for blob in models):
             return None
         digest = hashlib.sha256(f"{self.name}:{check.grade_id}".encode())
-        digest.update(hashlib.sha256(os.environ.get("GRADER_SECRET", "").encode()).digest())
+        digest.update(hashlib.sha256(grader_secret().encode()).digest())
         for path in CODE_THE_RESULT_DEPENDS_ON + (sys.modules[check.function.__module__].__file__,):
             digest.update(Path(path).read_bytes())
         for blob in models:

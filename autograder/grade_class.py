@@ -38,6 +38,8 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.secret import SECRET_VARIABLE, grader_secret, use_course_secret
+
 REPO = Path(__file__).resolve().parent.parent
 AUTOGRADER = Path(__file__).resolve().parent
 
@@ -57,8 +59,10 @@ def load_config(course: Path, db_url: str | None):
 
 
 def grader_environment(course: Path, output: Path) -> dict[str, str]:
-    """What every process of the run (workers included) needs to find the course and cache."""
-    return {"GRADER_COURSE_ROOT": str(course), "GRADER_CACHE_DIR": str(output / ".cache")}
+    """What every process of the run (workers included, on other machines too) needs: the course,
+    the cache and the course's grading secret (autograder/secret.py)."""
+    return {"GRADER_COURSE_ROOT": str(course), "GRADER_CACHE_DIR": str(output / ".cache"),
+            SECRET_VARIABLE: use_course_secret(course)}
 
 
 def nbgrader(course: Path, db_url: str | None, *arguments: str) -> subprocess.CompletedProcess:
@@ -81,7 +85,7 @@ def grader_fingerprint(course: Path, assignment: str) -> str:
     if checks.exists():
         parts.append(checks)
     return sha256(b"".join(p.read_bytes() for p in parts if p.exists())
-                  + os.environ.get("GRADER_SECRET", "").encode())
+                  + grader_secret().encode())
 
 
 # ------------------------------------------------------------------------------ intake
@@ -470,9 +474,6 @@ def main(argv=None) -> None:
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="course directory (default: .)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    if not os.environ.get("GRADER_SECRET"):
-        log("Note: GRADER_SECRET is not set, so the checks' inputs and the accuracy check's digits "
-            "can be reproduced by anyone with this repository. Set it to a private value for a real class.")
     grade_class(args.course, args.assignment, zip_path=args.zip, folder=args.folder,
                 workers=args.workers, dask=args.dask is not None, scheduler=args.dask or None,
                 db_url=args.db_url, progress=not args.no_progress)

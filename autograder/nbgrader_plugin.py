@@ -29,6 +29,7 @@ from nbgrader import utils
 from autograder.cache import cache_dir, cache_get, cache_put, code_version, fingerprint  # noqa: F401
 from autograder.sandbox import RUNTIME, Limits, isolation_level, run_sandboxed
 from autograder import trusted
+from autograder.secret import grader_secret, use_course_secret
 from autograder.trusted import (CheckResult, course_root, lesson_path, load_checks, run_checks,
                                safe_error, safe_problem)
 
@@ -246,6 +247,7 @@ class TrustedChecks(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         self._nb, self._resources = nb, resources
+        use_course_secret(course_root())  # never grade with a secret anyone can reproduce
         info = resources["nbgrader"]
         assignment, student, notebook = info["assignment"], info["student"], info["notebook"]
         module = load_checks(assignment)
@@ -287,7 +289,7 @@ class TrustedChecks(NbGraderPreprocessor):
         limits = Limits(wall_seconds=self.wall_seconds, cpu_seconds=int(self.wall_seconds * 2),
                         memory_bytes=self.memory_mb * 2**20)
         key = fingerprint(assignment, student, answers, dataclasses.asdict(limits),
-                          self.probe_timeout_scale, os.environ.get("GRADER_SECRET", ""),
+                          self.probe_timeout_scale, grader_secret(),
                           code_version(Path(module.__file__), lesson_path(assignment), Path(trusted.__file__),
                                        *GRADING_CODE))
         cached = handed_over("checks", self._resources, key) or cache_get("checks", key)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 
 from autograder.sandbox import EXPORTER, RUNTIME, Limits, run_limited, run_sandboxed
+from autograder.secret import grader_secret
 
 REPO = Path(__file__).resolve().parent.parent
 COURSE_ROOT_VARIABLE = "GRADER_COURSE_ROOT"
@@ -67,8 +68,7 @@ def load_checks(assignment: str):
 
 def submission_seed(assignment: str, student: str) -> int:
     """Inputs differ per submission and per course secret, and are the same when regraded."""
-    secret = os.environ.get("GRADER_SECRET", "")
-    digest = hashlib.sha256(f"{secret}:{assignment}:{student}".encode()).digest()
+    digest = hashlib.sha256(f"{grader_secret()}:{assignment}:{student}".encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
 

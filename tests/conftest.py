@@ -7,6 +7,10 @@ from pathlib import Path
 # nbval's kernels inherit this environment: every notebook runs in the quick budget.
 os.environ.setdefault("DEEPNETS_BUDGET", "quick")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# One grading secret for the whole run (autograder/secret.py), so that every class and course the
+# tests grade draws the same inputs and shares the model cache below; tests/test_secret.py proves
+# the course's own secret, made when none is set.
+os.environ.setdefault("GRADER_SECRET", "the test suite's grading secret")
 # One folder for the whole run where checks that depend on a model alone (the grader's training
 # of a network) keep their results: the course solution's network is trained once, not per test.
 if "GRADER_MODEL_CACHE_DIR" not in os.environ:
