@@ -138,16 +138,19 @@ class ResidualCNN(nn.Module):
 }
 # Issue 11's "decoy layers that barely touch the output": BASE's linear model plus a first conv,
 # two ResidualBlocks and pooling whose result is multiplied by 1e-6 before it is added. They run
-# (so they once counted as structure, padded the parameter count and passed the gradient check:
-# 9 of 13 on 4 December 2026), but the output does not depend on them.
+# (so they once counted as structure, padded the parameter count into its 50,000-200,000 window
+# and passed the gradient check: 9 of 13 on 4 December 2026), but the output does not depend on
+# them. The decoys see the image at 14x14, a quarter of the pixels: the same structure and about
+# 61,000 parameters, for a quarter of the accuracy check's training time.
 RED_TEAM["decoy_layers"] = hostile.with_tamper(cnn=hostile.LINEAR_CNN.replace(
     "        self.fc = nn.Linear(28 * 28, 10)\n",
     "        self.fc = nn.Linear(28 * 28, 10)\n"
     "        self.conv1, self.bn1 = nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32)\n"
     "        self.res1, self.pool, self.res2 = ResidualBlock(32), nn.MaxPool2d(2, 2), ResidualBlock(32)\n"
-    "        self.head = nn.Linear(32 * 14 * 14, 10)\n").replace(
+    "        self.head = nn.Linear(32 * 7 * 7, 10)\n").replace(
     "        return self.fc(x.flatten(1))",
-    "        decoy = self.head(self.res2(self.pool(self.res1(F.relu(self.bn1(self.conv1(x)))))).flatten(1))\n"
+    "        small = F.avg_pool2d(x, 2)\n"
+    "        decoy = self.head(self.res2(self.pool(self.res1(F.relu(self.bn1(self.conv1(small)))))).flatten(1))\n"
     "        return self.fc(x.flatten(1)) + decoy * 1e-6"))
 RED_TEAM_SCORES = {"looks_at_its_weights": hostile.BASE_SCORE, "decoy_layers": hostile.BASE_SCORE, "detached_skip": hostile.BASE_SCORE + 1,
                    "forges_the_report_and_exits": hostile.BASE_SCORE,
