@@ -7,6 +7,8 @@ tampering, and must score what its code honestly earns, never more than BASE. Th
 path (intake, nbgrader, gradebook) is tests/test_grade_class.py, on a few of these.
 """
 
+import re
+
 import pytest
 
 import hostile_submissions as hostile
@@ -54,6 +56,10 @@ def test_tampering_with_the_students_own_process_earns_nothing():
     results = graded(hostile.with_tamper(cnn_extra=tamper), "harmless-tampering")
     assert score(results) == hostile.BASE_SCORE
     assert {k for k, r in results.items() if not r.passed} == hostile.BASE_FAILS
+    # The failed accuracy check says how far off in whole percent, not the exact count of the
+    # grader's digits the network got right (which would tell a class about those digits).
+    assert re.fullmatch(r"about \d+% is below the \d+\.\d% a correct ResidualCNN reaches",
+                        results["cnn_learns_mnist"].message), results["cnn_learns_mnist"].message
 
 
 @pytest.mark.parametrize("name", sorted(set(hostile.TAMPER) - set(HARMLESS)))
