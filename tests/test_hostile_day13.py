@@ -224,3 +224,33 @@ def test_a_block_that_keeps_its_skip_only_at_the_checked_sizes_does_not_build_th
     for grade_id in checks:
         with pytest.raises(AssertionError, match="skip connections"):
             lesson.verify(grade_id, attack)
+
+
+# ------------------------------------------------ a network's count padded with unused parameters
+
+def one_linear_layer(name: str, padding: int) -> str:
+    return (f"class {name}(nn.Module):\n    def __init__(self, num_classes=10):\n        super().__init__()\n"
+            f"        self.fc = nn.Linear(8 * 8, num_classes)\n"
+            f"        self.padding = nn.Parameter(torch.zeros({padding // 1024}, 1024))\n"
+            f"        self.rest = nn.Parameter(torch.zeros({padding % 1024}))\n\n"
+            f"    def forward(self, x):  # the padding is used, and changes nothing\n"
+            f"        x = F.adaptive_avg_pool2d(x, 8).flatten(1)  # any input size, as ResNet's pooling\n"
+            f"        return self.fc(x) + (self.padding.sum() + self.rest.sum()) * 0\n")
+
+
+def test_parameters_declared_only_to_reach_a_networks_count_gain_nothing():
+    """Issue 11: ResNet18 as one linear layer plus a parameter of exactly the size that makes
+    ResNet-18's count, used in forward only multiplied by 0 (a parameter forward never uses is
+    not exported at all, and the model then passes nothing), beside DeepResNet as the same
+    linear layer with a padding of 0. The two must
+    pass the same network checks: the padding earns nothing (it earned the count's point
+    before 4 December 2026)."""
+    from deepnets.checks import resnet_parameter_count
+
+    padding = resnet_parameter_count([2, 2, 2, 2]) - (8 * 8 * 10 + 10)
+    answers = {**BASE, "resnet18": one_linear_layer("ResNet18", padding),
+               "deep_resnet": one_linear_layer("DeepResNet", 0)}
+    found = passed(answers)
+    for check in ("output_shape", "blocks_per_stage", "parameter_count", "learns"):
+        assert (f"resnet18_{check}" in found) == (f"deep_resnet_{check}" in found), check
+    assert "resnet18_parameter_count" not in found
