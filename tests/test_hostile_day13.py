@@ -254,3 +254,15 @@ def test_parameters_declared_only_to_reach_a_networks_count_gain_nothing():
     for check in ("output_shape", "blocks_per_stage", "parameter_count", "learns"):
         assert (f"resnet18_{check}" in found) == (f"deep_resnet_{check}" in found), check
     assert "resnet18_parameter_count" not in found
+
+
+def test_a_block_padded_with_the_designs_layers_it_never_runs_gains_nothing():
+    """A ResidualBlock that returns ReLU(x), running its first convolution only multiplied by 0,
+    while declaring the design's convolutions, BatchNorms and projection, so that its declared
+    count is exactly the design's. It passes none of BASE's failures, and no longer the
+    parameter count (it did before 4 December 2026: checked with MATERIAL_SHARE at 0)."""
+    padded = NO_SKIP_BLOCK.replace('return F.relu(self.bn2(self.conv2(out)))   # forgot "+ self.shortcut(x)"',
+                                   "return out * 0 + F.relu(x)").replace(
+        "out = F.relu(self.bn1(self.conv1(x)))", "out = self.bn1(self.conv1(x)).mean() * 0")
+    found = passed(with_tamper(block=padded))
+    assert found <= BASE_PASSES - {"block_parameter_count"}, sorted(found - BASE_PASSES)
