@@ -34,8 +34,8 @@ def use_course_secret(course: Path) -> str:
     bits (mode 0600) when missing. A course folder that cannot be written gets a secret for this
     run only, with a warning: its inputs cannot be predicted, but a regrade draws new ones.
     """
-    if os.environ.get(SECRET_VARIABLE):
-        return os.environ[SECRET_VARIABLE]
+    if grader_secret():
+        return grader_secret()
     path = Path(course) / SECRET_FILE
     try:
         secret = _read_or_create(path)
@@ -49,24 +49,18 @@ def use_course_secret(course: Path) -> str:
 
 
 def _read_or_create(path: Path) -> str:
-    try:
-        secret = path.read_text().strip()
-        if secret:
-            return secret
-    except FileNotFoundError:
-        pass
-    secret = secrets.token_hex(32)
+    """The secret in `path`; made there (0600) if there is none. Created exclusively, so two
+    graders of one course starting together end up with the same secret."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:   # another grader of the same course made it first (or it was empty)
-        return path.read_text().strip() or _replace_empty(path)
+    except FileExistsError:
+        secret = path.read_text().strip()
+        if secret:
+            return secret
+        path.unlink()   # empty: a crash between creating and writing it; draw again
+        return _read_or_create(path)
+    secret = secrets.token_hex(32)
     with os.fdopen(descriptor, "w") as file:
         file.write(secret + "\n")
     return secret
-
-
-def _replace_empty(path: Path) -> str:
-    """An empty secret file (a crash between creating and writing it): draw again."""
-    path.unlink()
-    return _read_or_create(path)

@@ -41,3 +41,10 @@ def test_a_course_that_cannot_be_written_grades_with_a_secret_of_its_own_run(tmp
 def test_the_class_runs_workers_carry_the_course_secret(tmp_path, no_secret_set):
     environment = grade_class.grader_environment(tmp_path, tmp_path / "grading" / "a")
     assert environment[SECRET_VARIABLE] == (tmp_path / SECRET_FILE).read_text().strip()
+
+
+def test_an_empty_secret_file_is_drawn_again(tmp_path, no_secret_set):
+    """A crash between creating the file and writing it leaves it empty: never grade with ''."""
+    (tmp_path / SECRET_FILE).parent.mkdir()
+    (tmp_path / SECRET_FILE).write_text("")
+    assert len(use_course_secret(tmp_path)) == 64 == len((tmp_path / SECRET_FILE).read_text().strip())
