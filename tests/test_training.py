@@ -52,6 +52,19 @@ def test_same_seed_same_run(sample):
     assert runs[0].step_loss == runs[1].step_loss
 
 
+def test_the_in_epoch_tests_change_nothing_in_training(sample):
+    """The grader's recipe tests once an epoch (GRADER_RECIPE's evals_per_epoch): the curve's
+    tests, in eval mode, leave the training and its final accuracy exactly as they were."""
+    runs = {}
+    for evals in (4, 1):
+        set_seed(0)
+        runs[evals] = fit(TinyCNN(), sample, epochs=2, batch_size=50, device="cpu", progress=False,
+                          decay_lr=True, evals_per_epoch=evals, speed=GRADER_RECIPE["speed"])
+    assert len(runs[4].eval_steps) == 8 and len(runs[1].eval_steps) == 2
+    assert runs[4].step_loss == runs[1].step_loss
+    assert runs[4].test_accuracy == runs[1].test_accuracy
+
+
 class Flattening(TinyCNN):
     def forward(self, x):
         x = F.max_pool2d(F.relu(self.bn(self.conv(x))), 2)
