@@ -1,4 +1,4 @@
-"""Day 13's graded notebook against its checks: the solution, the untouched release, the wiring.
+"""Day 13's graded notebook against its checks: the untouched release, the points, the wiring.
 
 Straight through run_checks (the sandboxed export, then the checks' own process), which decides
 exactly what `nbgrader autograde` records: the path from a submitted notebook through nbgrader
@@ -11,7 +11,7 @@ import re
 import nbformat
 
 from autograder.trusted import run_checks
-from nbgrader_harness import REPO, build_course, solution_answers
+from nbgrader_harness import REPO, build_course
 
 ASSIGNMENT, NOTEBOOK = "day13_vgg_resnet", "resnet"
 LESSON = REPO / "source" / ASSIGNMENT / f"{NOTEBOOK}.py"
@@ -28,19 +28,15 @@ def passed(answers: dict[str, str], student: str) -> dict[str, bool]:
     return {grade_id: result.passed for grade_id, result in run_checks(ASSIGNMENT, answers, student=student).items()}
 
 
-def test_solution_passes_every_check_and_there_are_many_small_ones():
+def test_there_are_many_small_checks():
+    """That the solution passes every check is the instructor notebook's hidden tests under nbval
+    (the same checks, in-process); that it does through the sandbox, the lesson plan's answer
+    (test_hostile_day13.py) and the solution's mutants, each of which passes every check but its own."""
     from autograder.checks.day13_vgg_resnet import lesson
 
-    results = passed(solution_answers(ASSIGNMENT, NOTEBOOK), "solution")
-    assert [grade_id for grade_id, ok in results.items() if not ok] == []
-    # Where the seconds went (the grading benchmark's breakdown): every check, inside its process.
-    timings = run_checks.last_timings
-    assert {f"check {grade_id}" for grade_id in lesson.checks} <= set(timings)
-    assert 0 < timings["export sandbox: models built and exported"] <= timings["export sandbox"]
-    assert 0 < sum(timings[f"check {grade_id}"] for grade_id in lesson.checks) <= timings["checks process"]
     points = [cell.metadata["nbgrader"]["points"] for cell in build_course.source_notebook(LESSON).cells
               if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade")]
-    assert len(results) == len(lesson.checks) == len(points) >= 15
+    assert len(lesson.checks) == len(points) >= 15
     assert all(0 < p <= 2 for p in points)
 
 

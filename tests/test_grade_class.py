@@ -47,8 +47,13 @@ HIDDEN_TEST_LINES = ['lesson.verify("', "from autograder.checks", "BEGIN HIDDEN 
 # proven where it costs less: its exact score and its review flag (a limit reached) in
 # test_hostile_session07_direct.py, a kernel that ignores the interrupt stopped at its first
 # timeout in test_sandbox.py; "prints_gigabytes" below carries a stopped run to a flagged record.
-CLASS_HOSTILE = ["fork_bomb", "kills_own_process", "prints_gigabytes",
-                 "reads_course_and_other_students", "uses_the_network"]
+CLASS_HOSTILE = ["fork_bomb", "kills_own_process", "prints_gigabytes", "reads_files_and_uses_the_network"]
+# One submission tries both escapes that only print what they find: a notebook run less, and
+# each escape's own exact score is proven in test_hostile_session07_direct.py.
+ESCAPES = ["reads_course_and_other_students", "uses_the_network"]
+HOSTILE = {**hostile.TAMPER, "reads_files_and_uses_the_network": (hostile.with_tamper(
+    block_extra="\n".join(hostile.TAMPER[name][0]["residual_block"].replace(hostile.NO_SKIP_BLOCK, "")
+                          for name in ESCAPES)), hostile.BASE_SCORE)}
 UNTOUCHED = "untouched"
 # Two malformed uploads, one graded and one not: the intake rebuilds every malformed case as its
 # honest twin or the untouched release (tests/test_intake.py proves each at that level), so the
@@ -137,7 +142,7 @@ def class_zip(release) -> tuple[bytes, dict[str, tuple[int, bool]]]:
         honest = {"solution": (solution_answers(ASSIGNMENT, NOTEBOOK), 13),
                   "base": (hostile.BASE, hostile.BASE_SCORE),
                   UNTOUCHED: ({}, 0)}
-        for name, (answers, score) in {**honest, **{n: hostile.TAMPER[n] for n in CLASS_HOSTILE}}.items():
+        for name, (answers, score) in {**honest, **{n: HOSTILE[n] for n in CLASS_HOSTILE}}.items():
             notebook = nbformat.writes(fill_answers(release, answers))
             if name in CANVAS_IDS:                 # Canvas's flat names
                 archive.writestr(f"{name.replace('_', '')}_{CANVAS_IDS[name]}_815_{NOTEBOOK}.ipynb", notebook)
@@ -287,10 +292,10 @@ def test_resource_hogs_are_flagged_for_review(hostile_class):
 
 def test_student_code_never_sees_course_files_network_or_other_students(hostile_class):
     course, expected, graded, run = hostile_class
-    for name in ("reads_course_and_other_students", "uses_the_network"):
-        path = course / "autograded" / student_id(name) / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
-        outputs = json.dumps([cell.get("outputs", []) for cell in nbformat.read(path, as_version=4).cells])
-        assert "STOLEN" not in outputs and "NETWORK REACHED" not in outputs, name
+    path = course / "autograded" / student_id("reads_files_and_uses_the_network") / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    outputs = json.dumps([cell.get("outputs", []) for cell in nbformat.read(path, as_version=4).cells])
+    assert "no network:" in outputs, "the escapes did not run"
+    assert "STOLEN" not in outputs and "NETWORK REACHED" not in outputs
 
 
 def test_feedback_names_failed_checks_with_hints_and_hides_tests(hostile_class):
