@@ -351,7 +351,8 @@ class GraphModel(nn.Module):
         return [layer for layer in described if layer["kind"] not in WEIGHED_LAYERS
                 or weights[(layer["node"], None)] >= MATERIAL_INFLUENCE]
 
-    def influence(self, inputs: torch.Tensor, mode: str, sites: list[tuple[int, int | None]]) -> dict:
+    def influence(self, inputs: torch.Tensor, mode: str, sites: list[tuple[int, int | None]], *,
+                  order: list[int] | None = None, stop=None) -> dict:
         """How much the output depends on each site: a node's output (position None) or one of
         its arguments. Noise of a small fraction of the value's own norm is added there; the
         influence is how far the output moves, as a fraction of its own norm, per that fraction.
@@ -361,6 +362,10 @@ class GraphModel(nn.Module):
         shape (N, classes) are centred per image first, so adding one number to every class
         score (which changes no prediction) is no influence. Measured without gradients, and
         BatchNorm's running statistics are put back afterwards.
+
+        `order`: the positions in `sites` to measure, in that order (each site's noise is drawn
+        from its position, so the order changes no weight); `stop(weights)`, called after each,
+        ends the measuring early when it returns true: the sites not yet measured are left out.
         """
         saved = [buffer.clone() for buffer in self.buffers()]
         was_training = self.training
@@ -370,7 +375,10 @@ class GraphModel(nn.Module):
             with torch.no_grad():
                 base = _centred(self(inputs))
                 scale = float(base.norm()) if base is not None else 0.0
-                for number, site in enumerate(sites):
+                for number in (range(len(sites)) if order is None else order):
+                    site = sites[number]
+                    if stop is not None and weights and stop(weights):
+                        break
                     if not (scale > 0 and math.isfinite(scale)):   # no output to move: nothing counts
                         weights[site] = 0.0
                         continue
@@ -393,10 +401,16 @@ class GraphModel(nn.Module):
                     buffer.copy_(value)
         return weights
 
-    def parameter_count(self, mode: str = "eval", inputs: torch.Tensor | None = None) -> int:
+    def parameter_count(self, mode: str = "eval", inputs: torch.Tensor | None = None,
+                        enough: int | None = None) -> int:
         """The number of parameters; with `inputs`, only those the output depends on: the
         weights of the layers whose `influence` is material (those `layers(mode, inputs)` keeps),
-        and any other parameter whose own noise moves the output. Decoy weights are not counted."""
+        and any other parameter whose own noise moves the output. Decoy weights are not counted.
+
+        With `enough`, the largest layers are measured first and the count stops as soon as it
+        reaches `enough` (one forward pass a layer: a network that passes needs only its largest
+        layers measured); below `enough`, the count is exact. So `count >= enough` is decided as
+        the whole count would decide it."""
         if inputs is None:
             return sum(p.numel() for p in self.parameters())
         nodes = self.graphs[mode][0]
@@ -408,10 +422,18 @@ class GraphModel(nn.Module):
                 owners[layer["node"]] = {ref.index for ref in _refs_in(node.args, node.kwargs)}
         loose = sorted(parameters - set().union(*owners.values()))
         sites = [(node, None) for node in owners] + [("tensor", i) for i in loose]
-        weights = self.influence(inputs, mode, sites)   # the layers and loose parameters in one pass
-        counted = {i for node, refs in owners.items() if weights[(node, None)] >= MATERIAL_INFLUENCE for i in refs}
-        counted |= {i for i in loose if weights[("tensor", i)] >= MATERIAL_INFLUENCE}
-        return sum(self._tensor(i).numel() for i in counted & parameters)
+        reads = {**{(node, None): refs for node, refs in owners.items()}, **{("tensor", i): {i} for i in loose}}
+
+        def counted(weights) -> int:
+            material = {i for site, weight in weights.items() if weight >= MATERIAL_INFLUENCE for i in reads[site]}
+            return sum(self._tensor(i).numel() for i in material & parameters)
+
+        size = [sum(self._tensor(i).numel() for i in reads[site] & parameters) for site in sites]
+        order = sorted(range(len(sites)), key=lambda k: -size[k]) if enough is not None else None
+        # The layers and loose parameters in one pass.
+        weights = self.influence(inputs, mode, sites, order=order,
+                                 stop=None if enough is None else (lambda weights: counted(weights) >= enough))
+        return counted(weights)
 
     def _layers(self, mode: str) -> list[dict]:
         described = []

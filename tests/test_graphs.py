@@ -308,6 +308,27 @@ def test_layers_and_parameters_the_output_does_not_depend_on_do_not_count(scale)
     assert kinds.count("conv") == 1 and kinds.count("bn") == 1 and kinds.count("linear") == 2, kinds
 
 
+def test_a_count_that_stops_at_enough_decides_as_the_whole_count(monkeypatch):
+    """parameter_count(enough=n) measures the largest layers first and stops once n parameters
+    count: a network that reaches n needs fewer forward passes; one that does not (the decoys)
+    gets its exact count, so `count >= n` comes out as the whole count's."""
+    images = torch.rand(8, 1, 28, 28)
+    decoys = GraphModel.from_bytes(export_model(DecoyNet(0.0).eval(), torch.randn(2, 1, 28, 28)), seed=1)
+    honest = GraphModel.from_bytes(export_model(DecoyNet(1.0).eval(), torch.randn(2, 1, 28, 28)), seed=1)
+    forwards = []
+    original = GraphModel.forward
+    monkeypatch.setattr(GraphModel, "forward", lambda self, *a, **k: forwards.append(1) or original(self, *a, **k))
+    whole = honest.parameter_count("train", images)
+    passes_for_whole = len(forwards)
+    assert whole == sum(p.numel() for p in DecoyNet(1.0).parameters()) - 5000 - 4 * 9 - 4   # padding and shift
+    forwards.clear()
+    head = 8 * 28 * 28 * 10 + 10          # the largest layer, measured first
+    assert head <= honest.parameter_count("train", images, enough=head) <= whole
+    assert 2 == len(forwards) < passes_for_whole        # the unperturbed output, then the head
+    assert decoys.parameter_count("train", images, enough=head) == decoys.parameter_count("train", images) \
+        == 28 * 28 * 10 + 10
+
+
 def test_a_skip_multiplied_by_zero_is_no_skip(lesson_plan):
     class Projected(nn.Module):
         def __init__(self, scale):

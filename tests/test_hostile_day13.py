@@ -189,7 +189,21 @@ def test_base_passes_exactly_the_block_checks_without_the_skip():
     assert passed(BASE) == BASE_PASSES
 
 
-@pytest.mark.parametrize("name", sorted(TAMPER))
+# Tampering aimed at what no longer runs where the student's code does (the notebook's
+# comparisons and helpers, nn.Module's methods, the report): together in one submission, which
+# must be graded exactly as the honest BASE (as Session 7's are, test_hostile_session07_direct.py).
+HARMLESS = ["patched_comparisons", "patched_helpers_and_module_methods", "forged_report_lines"]
+
+
+def test_tampering_with_the_students_own_process_earns_nothing():
+    assert all(TAMPER[name][1] == BASE_PASSES and TAMPER[name][0]["residual_block"].startswith(NO_SKIP_BLOCK)
+               for name in HARMLESS)
+    together = with_tamper("\n".join(TAMPER[name][0]["residual_block"].removeprefix(NO_SKIP_BLOCK)
+                                     for name in HARMLESS))
+    assert passed(together) == BASE_PASSES
+
+
+@pytest.mark.parametrize("name", sorted(set(TAMPER) - set(HARMLESS)))
 def test_tampering_passes_no_check_that_honest_code_fails(name):
     answers, expected = TAMPER[name]
     found = passed(answers)

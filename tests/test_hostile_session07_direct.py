@@ -273,7 +273,7 @@ def test_checks_stopped_by_their_wall_limit_are_flagged_for_review():
     """Red team, 4 December 2026: one operation outlasts every per-check timer, so the checks'
     process is killed at its wall limit. The submission loses those checks, and a person is told."""
     results = graded({"residual_block": hostile.NO_SKIP_BLOCK, "residual_cnn": SLOW_OPERATION_CNN},
-                     "slow-operation", limits=Limits(wall_seconds=20))
+                     "slow-operation", limits=Limits(wall_seconds=12))
     assert any(r.message.startswith("not checked") for r in results.values())
     assert score(results) <= hostile.BASE_SCORE
     assert run_checks.last_problem and "the checks stopped before deciding" in run_checks.last_problem
