@@ -24,15 +24,15 @@ if "GRADER_MODEL_CACHE_DIR" not in os.environ:
     os.environ["GRADER_MODEL_CACHE_DIR"] = tempfile.mkdtemp(prefix="grader-models-")
 
 
-# The longest modules and notebooks, longest first, as measured (pytest --durations=0, 3 December
-# 2026): each pytest worker takes whole modules (the Makefile's --dist loadscope), in this order
-# and then the rest in collection order, so that the last minutes hold the short ones and both
-# workers finish together. The class run and the JupyterHub term start first, one on each worker.
-LONGEST_FIRST = ["tests/test_grade_class.py", "tests/test_hub.py", "tests/test_hostile_session07_direct.py",
-                 "tests/test_hostile_day13.py", "tests/test_browser.py", "notebooks/resnet.ipynb",
-                 "notebooks/residual_cnn.ipynb", "notebooks/vgg.ipynb", "tests/test_sandbox.py",
-                 "tests/test_writing_an_assignment.py", "tests/test_student_distribution.py",
-                 "tests/test_calibration.py", "tests/test_day13_vgg.py", "tests/test_autograde_day13.py"]
+# The longest modules and notebooks, longest first, as measured (pytest --durations=0, 4 December
+# 2026, evening): each pytest worker takes whole modules (the Makefile's --dist loadscope), in this
+# order and then the rest in collection order, so that the last minutes hold the short ones and
+# both workers finish together. The class run and the JupyterHub term start first, one on each worker.
+LONGEST_FIRST = ["tests/test_grade_class.py", "tests/test_hub.py", "tests/test_hostile_day13.py",
+                 "tests/test_hostile_session07_direct.py", "tests/test_browser.py", "notebooks/resnet.ipynb",
+                 "tests/test_sandbox.py", "tests/test_writing_an_assignment.py", "tests/test_student_distribution.py",
+                 "notebooks/vgg.ipynb", "tests/test_day13_vgg.py", "tests/test_calibration.py",
+                 "tests/test_warm_start.py", "tests/test_grader_data.py", "notebooks/residual_cnn.ipynb"]
 
 
 def pytest_collection_modifyitems(config, items):
