@@ -1,6 +1,6 @@
 """A class on JupyterHub, end to end, in Debian's Chromium driven by Playwright.
 
-hub/setup_hub.py makes an instructor and three students (system users with random suffixes, so
+hub/setup_hub.py makes an instructor and two students (system users with random suffixes, so
 parallel runs on one machine do not collide), the hub's environment and the course; JupyterHub
 (hub/jupyterhub_config.py, LocalProcessSpawner, configurable-http-proxy from npm) runs on free
 localhost ports. Then, each person in their own browser context:
@@ -11,8 +11,11 @@ localhost ports. Then, each person in their own browser context:
    into the fetched notebook as that student (typing a notebook's worth of code through the
    browser would test Playwright, not the course): the course solution; a block without its
    skip and a one-layer "CNN" (hostile_submissions.BASE: it loses the skip checks, and its
-   accuracy check trains a linear model in seconds, not a second CNN); and nothing (blank).
-   Each student presses Submit;
+   accuracy check trains a linear model in seconds, not a second CNN). Each student presses
+   Submit. (That an untouched notebook gets 0 on every check through `nbgrader autograde`, with
+   its feedback, is tests/test_writing_an_assignment.py, and through the class pipeline the
+   class run: a third, blank hub student proved nothing more at the cost of a whole
+   sandboxed notebook run and a browser session);
 3. the instructor presses Collect in the formgrader; autograding runs as root by
    hub/autograde.sh (by the command, not a button: the grading sandbox isolates student code
    only as root, see the README); the instructor opens the formgrader's gradebook; one
@@ -82,7 +85,7 @@ def processes_of(user: str) -> list[int]:
 def hub():
     """The hub, set up and running; afterwards stopped, its users and files removed."""
     tag = secrets.token_hex(2)
-    instructor, students = f"instructor-{tag}", [f"student{i}-{tag}" for i in (1, 2, 3)]
+    instructor, students = f"instructor-{tag}", [f"student{i}-{tag}" for i in (1, 2)]
     root = Path(tempfile.mkdtemp(prefix="deepnets-hub-"))
     root.chmod(0o755)
     passwords = {"DEEPNETS_HUB_PASSWORD": secrets.token_hex(8), "DEEPNETS_HUB_ADMIN_PASSWORD": secrets.token_hex(16)}
@@ -215,7 +218,7 @@ def term(hub, browser):
 
     contents = {}
     students = {}
-    for student, kind in zip(hub["students"], ["complete", "base", "blank"]):
+    for student, kind in zip(hub["students"], ["complete", "base"]):
         context, page = log_in(browser, hub, student)
         open_assignment_list(page)
         click_in_assignment_list(page, "Fetch")
@@ -225,8 +228,7 @@ def term(hub, browser):
         home = Path(pwd.getpwnam(student).pw_dir)
         fetched = home / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
         release = nbformat.read(fetched, as_version=4)
-        notebook = {"complete": fill_answers(release, answers), "base": fill_answers(release, hostile.BASE),
-                    "blank": release}[kind]
+        notebook = {"complete": fill_answers(release, answers), "base": fill_answers(release, hostile.BASE)}[kind]
         # Written as the student would save it (through the user, so ownership is theirs).
         staged = hub["root"] / f"{student}.ipynb"
         nbformat.write(notebook, staged)
@@ -316,12 +318,11 @@ def lesson_points() -> dict[str, tuple[str, float]]:
 def expected_totals() -> dict[str, float]:
     """Every autograded point, less the checks the base submission fails (its block has no skip and
     its "CNN" is one linear layer: tests/hostile_submissions.py); plus the hand-graded reflection
-    for the complete one; nothing for the blank one."""
+    for the complete one."""
     points = {name: value for name, (kind, value) in lesson_points().items() if kind == "code"}
     autograded = sum(points.values())
     return {"complete": autograded + HAND_SCORE,
-            "base": autograded - sum(points[name] for name in hostile.BASE_FAILS),
-            "blank": 0}
+            "base": autograded - sum(points[name] for name in hostile.BASE_FAILS)}
 
 
 def test_exported_grades_are_the_expected_scores(term):
@@ -357,10 +358,10 @@ print("ISOLATION " + json.dumps({name: attempt(path) for name, path in PATHS.ite
 
 
 def test_a_students_kernel_cannot_read_other_students_the_course_or_the_inbound(term, hub, browser):
-    """Run as code in student 3's kernel, in the browser: every secret place is refused (the
+    """Run as code in student 2's kernel, in the browser: every secret place is refused (the
     error is PermissionError, not a wrong path), while their own home and the released
     assignments are readable (so the probe can tell the difference)."""
-    me, other = hub["students"][2], hub["students"][0]
+    me, other = hub["students"][1], hub["students"][0]
     other_home = Path(pwd.getpwnam(other).pw_dir)
     my_home = Path(pwd.getpwnam(me).pw_dir)
     course, inbound = hub["course"], hub["exchange"] / "deep-networks" / "inbound"

@@ -108,14 +108,19 @@ def test_nbgrader_autograde_grades_it_through_the_trusted_path(course):
     solution = build_course.solution_cells(course / "source" / ASSIGNMENT / "tiny.py")
     submit(course, ASSIGNMENT, "right", "tiny", fill_answers(release, solution))
     submit(course, ASSIGNMENT, "wrong", "tiny", fill_answers(release, {"tiny_net": WRONG}))
+    submit(course, ASSIGNMENT, "blank", "tiny", release)          # submitted untouched
     autograde(course, ASSIGNMENT)
     assert scores(course, ASSIGNMENT, "right", "tiny") == {
         "tiny_net_output_shape": (1, 1), "tiny_net_never_negative": (2, 2)}
     assert scores(course, ASSIGNMENT, "wrong", "tiny") == {
         "tiny_net_output_shape": (1, 1), "tiny_net_never_negative": (0, 2)}
+    assert scores(course, ASSIGNMENT, "blank", "tiny") == {
+        "tiny_net_output_shape": (0, 1), "tiny_net_never_negative": (0, 2)}
     nbgrader(course, "generate_feedback", ASSIGNMENT, "--force")
     feedback = (course / "feedback" / "wrong" / ASSIGNMENT / "tiny.html").read_text()
     assert "some scores are negative" in feedback and "lesson.verify" not in feedback
+    blank = (course / "feedback" / "blank" / ASSIGNMENT / "tiny.html").read_text()
+    assert "tiny (Score: 0.0 / 3.0)" in blank and "lesson.verify" not in blank
     # nbval's kernels start after this test and inherit the environment: they must still run in
     # the quick budget (the harness's autograde once removed DEEPNETS_BUDGET for good, so every
     # notebook after it ran in the demo budget).
