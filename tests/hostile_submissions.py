@@ -237,6 +237,17 @@ for pid in [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.
 }
 
 
+def together(names) -> dict[str, str]:
+    """One submission carrying every tampering of `names` (each is BASE plus extra code in its
+    block cell, its CNN cell or both): BASE with all their extras, block and CNN."""
+    extras = {}
+    for cell, base in (("residual_block", NO_SKIP_BLOCK), ("residual_cnn", LINEAR_CNN)):
+        codes = [TAMPER[name][0][cell] for name in names]
+        assert all(code.startswith(base + "\n") for code in codes), f"{names} change BASE's {cell}, not only add to it"
+        extras[cell] = "\n".join(code.removeprefix(base + "\n") for code in codes)
+    return with_tamper(block_extra=extras["residual_block"], cnn_extra=extras["residual_cnn"])
+
+
 def notebook_cases(release: nbformat.NotebookNode, fill) -> dict[str, tuple[dict[str, bytes], int, bool]]:
     """Malformed submissions: name -> (files in the student's folder, score, graded at all)."""
     base = fill(release, BASE)

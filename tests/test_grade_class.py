@@ -51,9 +51,7 @@ CLASS_HOSTILE = ["fork_bomb", "kills_own_process", "prints_gigabytes", "reads_fi
 # One submission tries both escapes that only print what they find: a notebook run less, and
 # each escape's own exact score is proven in test_hostile_session07_direct.py.
 ESCAPES = ["reads_course_and_other_students", "uses_the_network"]
-HOSTILE = {**hostile.TAMPER, "reads_files_and_uses_the_network": (hostile.with_tamper(
-    block_extra="\n".join(hostile.TAMPER[name][0]["residual_block"].replace(hostile.NO_SKIP_BLOCK, "")
-                          for name in ESCAPES)), hostile.BASE_SCORE)}
+HOSTILE = {**hostile.TAMPER, "reads_files_and_uses_the_network": (hostile.together(ESCAPES), hostile.BASE_SCORE)}
 UNTOUCHED = "untouched"
 # Two malformed uploads, one graded and one not: the intake rebuilds every malformed case as its
 # honest twin or the untouched release (tests/test_intake.py proves each at that level), so the

@@ -51,9 +51,7 @@ HARMLESS = ["patched_allclose_and_equal", "patched_assertion_error", "ipython_sw
 
 
 def test_tampering_with_the_students_own_process_earns_nothing():
-    tamper = "\n".join(hostile.TAMPER[name][0]["residual_cnn"].replace(hostile.LINEAR_CNN, "")
-                       for name in HARMLESS)
-    results = graded(hostile.with_tamper(cnn_extra=tamper), "harmless-tampering")
+    results = graded(hostile.together(HARMLESS), "harmless-tampering")
     assert score(results) == hostile.BASE_SCORE
     assert {k for k, r in results.items() if not r.passed} == hostile.BASE_FAILS
     # The failed accuracy check says how far off in whole percent, not the exact count of the
