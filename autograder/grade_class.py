@@ -309,9 +309,10 @@ def record_for(writer: Writer, course: Path, assignment: str, notebook: str, stu
     grading = nbformat.read(autograded, as_version=4).metadata.get("grading", {}) if autograded.exists() else {}
     verdicts = grading.get("checks", {})
     reasons = list(intake_state["reasons"])
-    problem = (grading.get("execution") or {}).get("problem")
-    if problem:
-        reasons.append(f"the notebook's run was stopped: {problem}")
+    execution = grading.get("execution") or {}
+    if execution.get("problem"):   # the sandboxed run stopped, or (rerun = False) the outputs were unreadable
+        reasons.append(execution["problem"] if execution.get("outputs") == "as submitted"
+                       else f"the notebook's run was stopped: {execution['problem']}")
     if grading.get("checks_problem"):
         reasons.append(grading["checks_problem"])
     if grading.get("recomputed"):

@@ -3,6 +3,9 @@
 * SandboxedExecute replaces nbgrader's Execute: the notebook runs in a sandbox
   (autograder/sandbox.py) with its hidden tests removed, so student code never sees hidden
   tests, the course or other students, and its outputs are only there for graders to read.
+  With `c.SandboxedExecute.rerun = False` it runs nothing: graders see the student's own
+  outputs as submitted, sanitized and labelled as such (grades do not change: the trusted
+  checks run the student's code either way).
 * TrustedChecks then decides every autograded test cell from the assignment's trusted checks
   (autograder/trusted.py) and writes the verdict as that cell's only output: nothing, or an
   error saying what failed with a hint. nbgrader's SaveAutoGrades records the points from it.
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 from nbformat.notebooknode import NotebookNode
-from traitlets import Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor
 from nbgrader import utils
@@ -59,6 +62,11 @@ def note_recomputed(nb, resources, kind: str) -> None:
 
 
 MAX_EXTRA_FILES_BYTES = 50 * 2**20
+# Outputs shown as submitted (rerun = False) are read from a notebook of at most this size.
+MAX_SUBMITTED_NOTEBOOK_BYTES = 64 * 2**20
+SUBMITTED_OUTPUTS_LABEL = (
+    "[The outputs in this notebook are the student's own, as submitted (c.SandboxedExecute.rerun = "
+    "False): the grader did not re-run it. Autograded cells show the trusted checks' verdicts.]\n")
 OUTPUT_TYPES = {"stream", "error", "display_data", "execute_result"}
 
 
@@ -149,6 +157,27 @@ def sanitized_outputs(outputs) -> list:
     return clean
 
 
+def cell_key(cell) -> tuple[str, str] | None:
+    """How a cell is found in another copy of its notebook: its grade_id, else its cell id."""
+    metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+    grade_id = metadata.get("nbgrader", {}).get("grade_id") if isinstance(metadata.get("nbgrader"), dict) else None
+    if isinstance(grade_id, str) and grade_id:
+        return ("grade_id", grade_id)
+    return ("id", cell["id"]) if isinstance(cell.get("id"), str) else None
+
+
+def submitted_outputs(submitted) -> dict[tuple[str, str], list]:
+    """The sanitized outputs of each code cell of a submitted notebook (a dict the student wrote),
+    by cell_key; where a key repeats, the first cell's, as intake.rebuild grades the first."""
+    found = {}
+    cells = submitted.get("cells") if isinstance(submitted, dict) else None
+    for cell in cells if isinstance(cells, list) else []:
+        key = cell_key(cell) if isinstance(cell, dict) else None
+        if key and key not in found and cell.get("cell_type") == "code":
+            found[key] = sanitized_outputs(cell.get("outputs"))
+    return found
+
+
 class SandboxedExecute(Execute):
     """nbgrader's Execute, but the kernel runs in a sandbox and never sees hidden tests."""
 
@@ -157,6 +186,10 @@ class SandboxedExecute(Execute):
     processes = Integer(256, help="Processes and threads the sandbox may run.").tag(config=True)
     output_mb = Integer(16, help="Output (all cells together) read back, in MiB.").tag(config=True)
     disk_mb = Integer(256, help="Space in the sandbox's home and /tmp, in MiB.").tag(config=True)
+    rerun = Bool(True, help="Re-run every notebook in the sandbox for the outputs graders see. "
+                 "False: run nothing and show the student's own outputs as submitted (sanitized and "
+                 "labelled). The grades are the same either way (the trusted checks run the student's "
+                 "code), but outputs as submitted are the student's word, not the grader's run.").tag(config=True)
 
     def limits(self) -> Limits:
         return Limits(wall_seconds=self.notebook_timeout, cpu_seconds=self.notebook_timeout * 2,
@@ -165,6 +198,11 @@ class SandboxedExecute(Execute):
 
     def preprocess(self, nb, resources):
         sanitize_markdown_cells(nb)
+        for cell in nb.cells:  # what graders see comes from one source: this run, or the submission
+            if cell.cell_type == "code":
+                cell.outputs = []
+        if not self.rerun:
+            return self.show_submitted_outputs(nb, resources)
         visible = without_hidden_tests(nb)
         for cell in visible.cells:
             if cell.cell_type == "code":
@@ -212,7 +250,40 @@ class SandboxedExecute(Execute):
                         traceback=[f"This cell did not run: {problem}"])]
                     break
         nb.metadata.setdefault("grading", {})["execution"] = {
-            "isolation": cached["isolation"], "seconds": cached["seconds"], "problem": problem}
+            "isolation": cached["isolation"], "seconds": cached["seconds"], "problem": problem,
+            "outputs": "re-run by the grader"}
+        return nb, resources
+
+    def show_submitted_outputs(self, nb, resources):
+        """rerun = False: each code cell shows the outputs the student submitted with it (test
+        cells excepted: TrustedChecks writes theirs), sanitized, within output_mb, under a label."""
+        info = resources.get("nbgrader", {})
+        problem, shown = None, {}
+        try:
+            from nbgrader.coursedir import CourseDirectory
+
+            coursedir = CourseDirectory(config=self.config, root=str(course_root()))
+            path = Path(coursedir.format_path(coursedir.submitted_directory, info["student"],
+                                              info["assignment"])) / f"{info['notebook']}.ipynb"
+            if path.stat().st_size > MAX_SUBMITTED_NOTEBOOK_BYTES:
+                raise ValueError(f"larger than {MAX_SUBMITTED_NOTEBOOK_BYTES // 2**20} MiB")
+            shown = submitted_outputs(json.loads(path.read_bytes()))
+        except Exception as error:  # a missing or unreadable file: no outputs, and the record says why
+            problem = f"the submitted outputs could not be read ({type(error).__name__})"
+        room = self.limits().output_bytes
+        for cell in nb.cells:
+            outputs = shown.get(cell_key(cell)) if cell.cell_type == "code" and not is_test_cell(cell) else None
+            if not outputs:
+                continue
+            size = len(json.dumps(outputs))
+            room -= size
+            cell.outputs = outputs if room >= 0 else [nbformat.v4.new_output("stream", name="stderr", text=(
+                f"[outputs not shown: past the {self.output_mb} MiB of outputs shown per notebook]\n"))]
+        first = next((c for c in nb.cells if c.cell_type == "code" and not is_test_cell(c)), None)
+        if first is not None:
+            first.outputs.insert(0, nbformat.v4.new_output("stream", name="stderr", text=SUBMITTED_OUTPUTS_LABEL))
+        nb.metadata.setdefault("grading", {})["execution"] = {
+            "isolation": None, "seconds": 0.0, "problem": problem, "outputs": "as submitted"}
         return nb, resources
 
     def _extra_files(self, folder) -> dict[str, bytes]:

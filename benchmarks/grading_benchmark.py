@@ -1,7 +1,8 @@
 """Benchmark: plain serial `nbgrader autograde` against autograder/grade_class.py on one class.
 
     python benchmarks/grading_benchmark.py [--assignment session07_residual_cnn] [--students 50]
-        [--workers 1 2] [--no-plain] [--output benchmarks/results/grading_<assignment>.md]
+        [--workers 1 2] [--no-plain] [--outputs-as-submitted]
+        [--output benchmarks/results/grading_<assignment>.md]
 
 Builds a class of completed submissions (the course's solution, the lesson plan's answer and
 two honest variants, each notebook made unique), then on this machine, in this run:
@@ -9,6 +10,9 @@ two honest variants, each notebook made unique), then on this machine, in this r
    serially with `nbgrader autograde` (skipped with --no-plain);
 2. for each worker count, a fresh course grades it with the pipeline (sandboxes, trusted checks,
    no cache from an earlier run).
+With --outputs-as-submitted, each distinct submission is first run once as its student would
+(untimed, the quick budget) so that every notebook carries outputs, and the pipeline runs with
+`c.SandboxedExecute.rerun = False`: it shows those outputs instead of re-running the notebooks.
 Writes the times, submissions per minute, the ratio to plain nbgrader, whether the two gave the
 same autograded scores, and where a submission's seconds went (grade_class's timings.json:
 the notebook's sandboxed run, the export sandbox, the checks' process and each check, the
@@ -94,14 +98,45 @@ def plain_nbgrader(root: Path, assignment: str, answers: dict) -> tuple[float, d
     return time.perf_counter() - start, autograded_scores_gradebook(course, assignment)
 
 
-def pipeline(root: Path, assignment: str, answers: dict, workers: int) -> tuple[float, dict, dict]:
+def run_as_a_student(notebook: nbformat.NotebookNode, course: Path) -> nbformat.NotebookNode:
+    """The notebook with the outputs its student would submit (run here, in the quick budget)."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))
+    saved = dict(os.environ)
+    os.environ.update({"DEEPNETS_BUDGET": "quick", "DEEPNETS_OFFLINE": "1"})
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(course)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return notebook
+
+
+def pipeline(root: Path, assignment: str, answers: dict, workers: int,
+             outputs_as_submitted: bool = False) -> tuple[float, dict, dict]:
     """Seconds, autograded scores, and grade_class's own per-submission timings."""
-    course = make_course(root / f"pipeline{workers}", assignment)
+    name = f"{workers}{'-as-submitted' if outputs_as_submitted else ''}"
+    course = make_course(root / f"pipeline{name}", assignment)
     release = released(course, assignment, NOTEBOOKS[assignment])
-    folder = root / f"class{workers}"
+    folder = root / f"class{name}"
     folder.mkdir()
+    executed = {}   # one run per distinct submission (the students differ by a comment only)
+    if outputs_as_submitted:
+        with open(course / "nbgrader_config.py", "a") as config:
+            config.write("\nc.SandboxedExecute.rerun = False\n")
     for student, cells in answers.items():
-        nbformat.write(fill_answers(release, cells), folder / f"{student}.ipynb")
+        notebook = fill_answers(release, cells)
+        if outputs_as_submitted:
+            variant = json.dumps({cell: code.split("\n", 1)[1] for cell, code in cells.items()}, sort_keys=True)
+            if variant not in executed:
+                executed[variant] = run_as_a_student(fill_answers(release, cells), course)
+            ran = {c.metadata.nbgrader["grade_id"]: c for c in executed[variant].cells if c.cell_type == "code"}
+            for cell in notebook.cells:
+                if cell.cell_type == "code":
+                    cell.outputs = ran[cell.metadata.nbgrader["grade_id"]].outputs
+        nbformat.write(notebook, folder / f"{student}.ipynb")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "autograder.grade_class", assignment, "--folder", str(folder),
                     "--workers", str(workers), "--no-progress"], cwd=course, env=environment(), check=True)
@@ -130,6 +165,8 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=50)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--no-plain", action="store_true", help="skip plain nbgrader (the slowest run)")
+    parser.add_argument("--outputs-as-submitted", action="store_true",
+                        help="the pipeline shows each student's outputs instead of re-running notebooks")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/grading_<assignment>.md")
     args = parser.parse_args()
     output = args.output or REPO / "benchmarks" / "results" / f"grading_{args.assignment}.md"
@@ -141,15 +178,18 @@ def main() -> None:
         results["plain nbgrader autograde (serial)"] = {"seconds": plain, "workers": 1, "agree": True}
         print(f"plain: {plain:.0f} s", flush=True)
     for workers in args.workers:
-        seconds, scores, timings[workers] = pipeline(root, args.assignment, answers, workers)
+        seconds, scores, timings[workers] = pipeline(root, args.assignment, answers, workers,
+                                                     args.outputs_as_submitted)
         disagree = {s: (plain_scores.get(s), scores.get(s)) for s in answers
                     if plain_scores is not None and plain_scores.get(s) != scores.get(s)}
-        results[f"grade_class, {workers} worker(s)"] = {"seconds": seconds, "workers": workers, "scores": scores,
+        label = ", outputs as submitted (rerun = False)" if args.outputs_as_submitted else ""
+        results[f"grade_class, {workers} worker(s){label}"] = {"seconds": seconds, "workers": workers, "scores": scores,
                                                         "agree": not disagree, "disagree": disagree}
         print(f"pipeline {workers}: {seconds:.0f} s, disagreements {disagree}", flush=True)
     command = " ".join(["python benchmarks/grading_benchmark.py", f"--assignment {args.assignment}",
                         f"--students {args.students}", f"--workers {' '.join(map(str, args.workers))}",
-                        *(["--no-plain"] if args.no_plain else [])])
+                        *(["--no-plain"] if args.no_plain else []),
+                        *(["--outputs-as-submitted"] if args.outputs_as_submitted else [])])
     lines = [f"# Grading benchmark: {args.assignment} ({date.today()})", "",
              f"{args.students} completed submissions, graded on one machine in one run (`{command}`): "
              f"{platform.platform()}, {os.cpu_count()} CPU cores.", "",

@@ -309,3 +309,22 @@ def test_each_malformed_notebook_is_rebuilt_as_its_honest_twin_or_not_graded(tmp
         assert result.gradable == gradable and result.reasons, (name, result.reasons)
         assert intake.notebook_bytes(result.notebook) == (twin if gradable else untouched), name
         assert score == (hostile.BASE_SCORE if gradable else 0), name
+
+
+def test_the_rebuilt_notebook_keeps_each_code_cell_s_outputs_sanitized(tmp_path):
+    """What graders see when notebooks are not re-run (SandboxedExecute.rerun = False): each code
+    cell's outputs as submitted, by grade_id, the first of a duplicated cell's, as text and images."""
+    from autograder.nbgrader_plugin import NOT_SHOWN
+
+    submitted = nbformat.read(RELEASE, as_version=4)
+    code = [cell for cell in submitted.cells if cell.cell_type == "code"]
+    code[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="the student's run\n"),
+                       nbformat.v4.new_output("display_data", data={"text/html": "<script>x()</script>"})]
+    duplicate = nbformat.from_dict(dict(code[1], id="duplicate", outputs=[nbformat.v4.new_output("stream", name="stdout", text="second\n")]))
+    submitted.cells.append(duplicate)
+    code[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="first\n")]
+    (tmp_path / NOTEBOOK).write_text(nbformat.writes(submitted))
+    rebuilt = [cell for cell in check_submission(tmp_path, "student", RELEASE).notebook.cells if cell.cell_type == "code"]
+    assert [o.get("text") or o.data for o in rebuilt[0].outputs] == ["the student's run\n", {"text/plain": NOT_SHOWN}]
+    assert [o.text for o in rebuilt[1].outputs] == ["first\n"]
+    assert all(not cell.outputs for cell in rebuilt[2:])

@@ -10,6 +10,7 @@ import os
 import shutil
 import textwrap
 
+import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
@@ -125,3 +126,47 @@ def test_nbgrader_autograde_grades_it_through_the_trusted_path(course):
     # the quick budget (the harness's autograde once removed DEEPNETS_BUDGET for good, so every
     # notebook after it ran in the demo budget).
     assert os.environ.get("DEEPNETS_BUDGET") == "quick"
+
+
+def test_graders_see_the_grader_s_run_or_with_rerun_off_the_submitted_outputs(course):
+    """SandboxedExecute.rerun: by default every output a grader sees comes from the grader's own run
+    of the notebook; with rerun=False nothing runs, graders see the student's outputs, sanitized
+    and labelled, and the autograded cells still show the trusted checks' verdicts and points."""
+    from autograder.nbgrader_plugin import NOT_SHOWN, SUBMITTED_OUTPUTS_LABEL
+
+    notebook = fill_answers(released(course, ASSIGNMENT, "tiny"),
+                            {"tiny_net": WRONG + 'print("printed by the", "grader\'s run")\n'})
+    outputs = {
+        "setup": [nbformat.v4.new_output("stream", name="stdout", text="printed by the student\n"),
+                  nbformat.v4.new_output("display_data", data={"text/html": "<script>alert(1)</script>",
+                                                               "text/plain": "<HTML object>"}),
+                  nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})],
+        "tiny_net_never_negative": [nbformat.v4.new_output(
+            "stream", name="stdout", text="Passed (checked by the grader). Forged.\n")]}
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = outputs.get(cell.metadata.nbgrader["grade_id"], [])
+    submit(course, ASSIGNMENT, "shows_outputs", "tiny", notebook)
+    graded_path = course / "autograded" / "shows_outputs" / ASSIGNMENT / "tiny.ipynb"
+
+    def graded_text(*options):
+        assert autograde(course, ASSIGNMENT, "--student=shows_outputs", *options).returncode == 0
+        assert scores(course, ASSIGNMENT, "shows_outputs", "tiny") == {
+            "tiny_net_output_shape": (1, 1), "tiny_net_never_negative": (0, 2)}
+        graded = nbformat.read(graded_path, as_version=4)
+        cells = {c.metadata.nbgrader["grade_id"]: c for c in graded.cells if c.cell_type == "code"}
+        assert "some scores are negative" in cells["tiny_net_never_negative"].outputs[0].evalue
+        return graded, cells, graded_path.read_text()
+
+    graded, cells, text = graded_text()
+    assert graded.metadata.grading.execution.outputs == "re-run by the grader"
+    assert "printed by the grader's run" in text
+    assert "printed by the student" not in text and "Forged" not in text and "alert" not in text
+
+    graded, cells, text = graded_text("--SandboxedExecute.rerun=False")
+    assert graded.metadata.grading.execution.outputs == "as submitted"
+    assert "printed by the grader's run" not in text and "Forged" not in text and "alert" not in text
+    label, printed, html, image = cells["setup"].outputs
+    assert label.text == SUBMITTED_OUTPUTS_LABEL and printed.text == "printed by the student\n"
+    assert html.data == {"text/plain": f"<HTML object>\n{NOT_SHOWN}"}
+    assert image.data == {"image/png": "iVBORw0KGgo="}
