@@ -157,24 +157,27 @@ def sanitized_outputs(outputs) -> list:
     return clean
 
 
-def cell_key(cell) -> tuple[str, str] | None:
-    """How a cell is found in another copy of its notebook: its grade_id, else its cell id."""
+def cell_keys(cell) -> list[tuple[str, str]]:
+    """How a cell is found in another copy of its notebook: by its grade_id, then by its cell id
+    (nbgrader autograde drops the nbgrader metadata of cells its gradebook does not hold, such as
+    a lesson's unlocked demo cells, but keeps their ids)."""
     metadata = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
     grade_id = metadata.get("nbgrader", {}).get("grade_id") if isinstance(metadata.get("nbgrader"), dict) else None
-    if isinstance(grade_id, str) and grade_id:
-        return ("grade_id", grade_id)
-    return ("id", cell["id"]) if isinstance(cell.get("id"), str) else None
+    keys = [("grade_id", grade_id)] if isinstance(grade_id, str) and grade_id else []
+    return keys + ([("id", cell["id"])] if isinstance(cell.get("id"), str) else [])
 
 
 def submitted_outputs(submitted) -> dict[tuple[str, str], list]:
     """The sanitized outputs of each code cell of a submitted notebook (a dict the student wrote),
-    by cell_key; where a key repeats, the first cell's, as intake.rebuild grades the first."""
+    by each of its cell_keys; where a key repeats, the first cell's, as intake.rebuild grades the first."""
     found = {}
     cells = submitted.get("cells") if isinstance(submitted, dict) else None
     for cell in cells if isinstance(cells, list) else []:
-        key = cell_key(cell) if isinstance(cell, dict) else None
-        if key and key not in found and cell.get("cell_type") == "code":
-            found[key] = sanitized_outputs(cell.get("outputs"))
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        keys = [key for key in cell_keys(cell) if key not in found]
+        outputs = sanitized_outputs(cell.get("outputs")) if keys else None
+        found.update((key, outputs) for key in keys)
     return found
 
 
@@ -272,7 +275,8 @@ class SandboxedExecute(Execute):
             problem = f"the submitted outputs could not be read ({type(error).__name__})"
         room = self.limits().output_bytes
         for cell in nb.cells:
-            outputs = shown.get(cell_key(cell)) if cell.cell_type == "code" and not is_test_cell(cell) else None
+            found = [shown[key] for key in cell_keys(cell) if key in shown]
+            outputs = list(found[0]) if found and cell.cell_type == "code" and not is_test_cell(cell) else None
             if not outputs:
                 continue
             size = len(json.dumps(outputs))

@@ -37,6 +37,9 @@ LESSON = textwrap.dedent('''\
             return torch.relu(self.fc(x))
             ### END SOLUTION
 
+    # %% nbgrader={"grade_id": "tiny_net_try"}
+    print("scores of a", "random input:", TinyNet()(torch.randn(1, 4)).shape)
+
     # %% nbgrader={"grade": true, "grade_id": "tiny_net_output_shape", "points": 1}
     """TinyNet maps 4 features to 3 scores."""
     assert TinyNet()(torch.randn(2, 4)).shape == (2, 3)
@@ -141,6 +144,7 @@ def test_graders_see_the_grader_s_run_or_with_rerun_off_the_submitted_outputs(co
                   nbformat.v4.new_output("display_data", data={"text/html": "<script>alert(1)</script>",
                                                                "text/plain": "<HTML object>"}),
                   nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})],
+        "tiny_net_try": [nbformat.v4.new_output("stream", name="stdout", text="tried by the student\n")],
         "tiny_net_never_negative": [nbformat.v4.new_output(
             "stream", name="stdout", text="Passed (checked by the grader). Forged.\n")]}
     for cell in notebook.cells:
@@ -154,18 +158,23 @@ def test_graders_see_the_grader_s_run_or_with_rerun_off_the_submitted_outputs(co
         assert scores(course, ASSIGNMENT, "shows_outputs", "tiny") == {
             "tiny_net_output_shape": (1, 1), "tiny_net_never_negative": (0, 2)}
         graded = nbformat.read(graded_path, as_version=4)
-        cells = {c.metadata.nbgrader["grade_id"]: c for c in graded.cells if c.cell_type == "code"}
+        cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in graded.cells if c.cell_type == "code"}
         assert "some scores are negative" in cells["tiny_net_never_negative"].outputs[0].evalue
         return graded, cells, graded_path.read_text()
 
     graded, cells, text = graded_text()
     assert graded.metadata.grading.execution.outputs == "re-run by the grader"
-    assert "printed by the grader's run" in text
-    assert "printed by the student" not in text and "Forged" not in text and "alert" not in text
+    assert "printed by the grader's run" in text and "scores of a random input" in text
+    assert "printed by the student" not in text and "tried by the student" not in text
+    assert "Forged" not in text and "alert" not in text
 
     graded, cells, text = graded_text("--SandboxedExecute.rerun=False")
     assert graded.metadata.grading.execution.outputs == "as submitted"
-    assert "printed by the grader's run" not in text and "Forged" not in text and "alert" not in text
+    assert "printed by the grader's run" not in text and "scores of a random input" not in text
+    assert "Forged" not in text and "alert" not in text
+    # The try cell is not in nbgrader's gradebook, which drops its nbgrader metadata: found by cell id.
+    try_cell = next(c for c in graded.cells if c.source.startswith('print("scores of a"'))
+    assert [o.text for o in try_cell.outputs] == ["tried by the student\n"]
     label, printed, html, image = cells["setup"].outputs
     assert label.text == SUBMITTED_OUTPUTS_LABEL and printed.text == "printed by the student\n"
     assert html.data == {"text/plain": f"<HTML object>\n{NOT_SHOWN}"}
