@@ -173,7 +173,9 @@ def clean_environment(home: str, data_root: str | None = None) -> dict[str, str]
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": home, "TMPDIR": "/tmp" if isolation_level() == "namespaces" else home,
         "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.mpl",
+        # No MPLBACKEND: the notebook's kernel then draws inline, so its figures reach graders (with
+        # Agg they were never shown); any other process has no display and falls back to Agg.
+        "PYTHONHASHSEED": "0", "MPLCONFIGDIR": f"{home}/.mpl",
         "IPYTHONDIR": f"{home}/.ipython", "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter/runtime",
         "JUPYTER_DATA_DIR": f"{home}/.jupyter/data", "JUPYTER_CONFIG_DIR": f"{home}/.jupyter",
         "JUPYTER_PLATFORM_DIRS": "1",

@@ -267,6 +267,10 @@ def test_honest_submissions_in_a_hostile_class_are_graded_as_if_alone(hostile_cl
     course, expected, graded, run = hostile_class
     assert graded[student_id(SOLUTION)]["auto_score"] == graded[student_id(SOLUTION)]["auto_max"] == 13
     assert graded[student_id(SOLUTION)]["status"] == "graded"
+    path = course / "autograded" / student_id(SOLUTION) / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    figures = [output for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"
+               for output in cell.outputs if "image/png" in output.get("data", {})]
+    assert figures, "the notebook's figures did not reach the graders"
     failed = {g["grade_id"] for g in graded["base"]["grades"] if g["kind"] == "autograded" and not g["passed"]}
     assert failed == hostile.BASE_FAILS
 

@@ -3,7 +3,9 @@
 A course of its own (a temporary folder): a lesson with one answer cell and two graded cells
 whose hidden parts call `lesson.verify`, and its checks in <course>/checks/tiny.py. The
 instructor's notebook runs (so the solution passes the checks that grade), then `nbgrader
-autograde` grades a correct and a wrong submission through the trusted path.
+autograde` grades a correct, a wrong and a blank submission through the trusted path, and one
+that carries outputs its student wrote: re-run (the default), then shown as submitted
+(`--SandboxedExecute.rerun=False`).
 """
 
 import os
@@ -107,13 +109,39 @@ def test_the_solution_passes_its_hidden_tests_which_are_the_checks(course):
         run_notebook(broken, course)
 
 
-def test_nbgrader_autograde_grades_it_through_the_trusted_path(course):
+def submitted_with_outputs(release):
+    """A wrong answer whose notebook carries outputs its student wrote: text, a script, an image,
+    and a test cell's forged verdict. Its answer cell prints when it runs."""
+    notebook = fill_answers(release, {"tiny_net": WRONG + 'print("printed by the", "grader\'s run")\n'})
+    outputs = {
+        "setup": [nbformat.v4.new_output("stream", name="stdout", text="printed by the student\n"),
+                  nbformat.v4.new_output("display_data", data={"text/html": "<script>alert(1)</script>",
+                                                               "text/plain": "<HTML object>"}),
+                  nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})],
+        "tiny_net_try": [nbformat.v4.new_output("stream", name="stdout", text="tried by the student\n")],
+        "tiny_net_never_negative": [nbformat.v4.new_output(
+            "stream", name="stdout", text="Passed (checked by the grader). Forged.\n")]}
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = outputs.get(cell.metadata.nbgrader["grade_id"], [])
+    return notebook
+
+
+@pytest.fixture(scope="module")
+def graded(course):
+    """Every submission of this module, autograded once as a grader would."""
     release = released(course, ASSIGNMENT, "tiny")
     solution = build_course.solution_cells(course / "source" / ASSIGNMENT / "tiny.py")
     submit(course, ASSIGNMENT, "right", "tiny", fill_answers(release, solution))
     submit(course, ASSIGNMENT, "wrong", "tiny", fill_answers(release, {"tiny_net": WRONG}))
     submit(course, ASSIGNMENT, "blank", "tiny", release)          # submitted untouched
-    autograde(course, ASSIGNMENT)
+    submit(course, ASSIGNMENT, "shows_outputs", "tiny", submitted_with_outputs(release))
+    assert autograde(course, ASSIGNMENT).returncode == 0
+    return course
+
+
+def test_nbgrader_autograde_grades_it_through_the_trusted_path(graded):
+    course = graded
     assert scores(course, ASSIGNMENT, "right", "tiny") == {
         "tiny_net_output_shape": (1, 1), "tiny_net_never_negative": (2, 2)}
     assert scores(course, ASSIGNMENT, "wrong", "tiny") == {
@@ -131,49 +159,37 @@ def test_nbgrader_autograde_grades_it_through_the_trusted_path(course):
     assert os.environ.get("DEEPNETS_BUDGET") == "quick"
 
 
-def test_graders_see_the_grader_s_run_or_with_rerun_off_the_submitted_outputs(course):
+def test_graders_see_the_grader_s_run_or_with_rerun_off_the_submitted_outputs(graded):
     """SandboxedExecute.rerun: by default every output a grader sees comes from the grader's own run
     of the notebook; with rerun=False nothing runs, graders see the student's outputs, sanitized
     and labelled, and the autograded cells still show the trusted checks' verdicts and points."""
     from autograder.nbgrader_plugin import NOT_SHOWN, SUBMITTED_OUTPUTS_LABEL
 
-    notebook = fill_answers(released(course, ASSIGNMENT, "tiny"),
-                            {"tiny_net": WRONG + 'print("printed by the", "grader\'s run")\n'})
-    outputs = {
-        "setup": [nbformat.v4.new_output("stream", name="stdout", text="printed by the student\n"),
-                  nbformat.v4.new_output("display_data", data={"text/html": "<script>alert(1)</script>",
-                                                               "text/plain": "<HTML object>"}),
-                  nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})],
-        "tiny_net_try": [nbformat.v4.new_output("stream", name="stdout", text="tried by the student\n")],
-        "tiny_net_never_negative": [nbformat.v4.new_output(
-            "stream", name="stdout", text="Passed (checked by the grader). Forged.\n")]}
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs = outputs.get(cell.metadata.nbgrader["grade_id"], [])
-    submit(course, ASSIGNMENT, "shows_outputs", "tiny", notebook)
+    course = graded
     graded_path = course / "autograded" / "shows_outputs" / ASSIGNMENT / "tiny.ipynb"
 
     def graded_text(*options):
-        assert autograde(course, ASSIGNMENT, "--student=shows_outputs", *options).returncode == 0
+        if options:
+            assert autograde(course, ASSIGNMENT, "--student=shows_outputs", *options).returncode == 0
         assert scores(course, ASSIGNMENT, "shows_outputs", "tiny") == {
             "tiny_net_output_shape": (1, 1), "tiny_net_never_negative": (0, 2)}
-        graded = nbformat.read(graded_path, as_version=4)
-        cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in graded.cells if c.cell_type == "code"}
+        notebook = nbformat.read(graded_path, as_version=4)
+        cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in notebook.cells if c.cell_type == "code"}
         assert "some scores are negative" in cells["tiny_net_never_negative"].outputs[0].evalue
-        return graded, cells, graded_path.read_text()
+        return notebook, cells, graded_path.read_text()
 
-    graded, cells, text = graded_text()
-    assert graded.metadata.grading.execution.outputs == "re-run by the grader"
+    notebook, cells, text = graded_text()
+    assert notebook.metadata.grading.execution.outputs == "re-run by the grader"
     assert "printed by the grader's run" in text and "scores of a random input" in text
     assert "printed by the student" not in text and "tried by the student" not in text
     assert "Forged" not in text and "alert" not in text
 
-    graded, cells, text = graded_text("--SandboxedExecute.rerun=False")
-    assert graded.metadata.grading.execution.outputs == "as submitted"
+    notebook, cells, text = graded_text("--SandboxedExecute.rerun=False")
+    assert notebook.metadata.grading.execution.outputs == "as submitted"
     assert "printed by the grader's run" not in text and "scores of a random input" not in text
     assert "Forged" not in text and "alert" not in text
     # The try cell is not in nbgrader's gradebook, which drops its nbgrader metadata: found by cell id.
-    try_cell = next(c for c in graded.cells if c.source.startswith('print("scores of a"'))
+    try_cell = next(c for c in notebook.cells if c.source.startswith('print("scores of a"'))
     assert [o.text for o in try_cell.outputs] == ["tried by the student\n"]
     label, printed, html, image = cells["setup"].outputs
     assert label.text == SUBMITTED_OUTPUTS_LABEL and printed.text == "printed by the student\n"
