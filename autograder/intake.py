@@ -412,10 +412,9 @@ def read_notebook_bytes(data: bytes) -> tuple[nbformat.NotebookNode | None, list
 def rebuild(release: nbformat.NotebookNode, submitted: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
     """The release notebook with the student's editable cells put back by grade_id (and each code
     cell's outputs, sanitized), and what was off."""
-    from autograder.nbgrader_plugin import submitted_outputs
+    from autograder.nbgrader_plugin import sanitized_outputs
 
     reasons = []
-    shown = submitted_outputs(submitted)
     by_id: dict[str, list] = {}
     for cell in submitted.cells:
         grade_id = _nbgrader_id(cell)
@@ -442,7 +441,7 @@ def rebuild(release: nbformat.NotebookNode, submitted: nbformat.NotebookNode) ->
         if cell.cell_type == "code" and student_cell.get("cell_type") == "code":
             # Kept (sanitized) for graders when the notebook is not re-run (SandboxedExecute.rerun);
             # a re-run replaces them all.
-            cell.outputs = shown.get(("grade_id", grade_id), [])
+            cell.outputs = sanitized_outputs(student_cell.get("outputs"))
     extra_code = [c for c in submitted.cells if not _nbgrader_id(c) or _nbgrader_id(c) not in known]
     extra_code = [c for c in extra_code if c.get("cell_type") == "code" and str(c.get("source", "")).strip()]
     if extra_code:

@@ -99,10 +99,9 @@ def plain_nbgrader(root: Path, assignment: str, answers: dict) -> tuple[float, d
 
 
 def run_as_a_student(notebook: nbformat.NotebookNode, course: Path) -> nbformat.NotebookNode:
-    """The notebook with the outputs its student would submit (run here, in the quick budget)."""
+    """`notebook`, run here in the quick budget, so that it carries the outputs its student would submit."""
     from nbclient import NotebookClient
 
-    notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))
     saved = dict(os.environ)
     os.environ.update({"DEEPNETS_BUDGET": "quick", "DEEPNETS_OFFLINE": "1"})
     try:
