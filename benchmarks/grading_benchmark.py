@@ -113,6 +113,9 @@ def run_as_a_student(notebook: nbformat.NotebookNode, course: Path) -> nbformat.
     return notebook
 
 
+OUTPUT_MODES = ("rerun", "as-submitted")
+
+
 def pipeline(root: Path, assignment: str, answers: dict, workers: int,
              outputs_as_submitted: bool = False) -> tuple[float, dict, dict]:
     """Seconds, autograded scores, and grade_class's own per-submission timings."""
@@ -164,8 +167,11 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=50)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--no-plain", action="store_true", help="skip plain nbgrader (the slowest run)")
-    parser.add_argument("--outputs-as-submitted", action="store_true",
-                        help="the pipeline shows each student's outputs instead of re-running notebooks")
+    parser.add_argument("--outputs", nargs="+", choices=OUTPUT_MODES, default=["rerun"],
+                        help="what graders see, one pipeline run per mode and worker count: 'rerun' (the "
+                             "default, c.SandboxedExecute.rerun = True) or 'as-submitted' (rerun = False)")
+    parser.add_argument("--outputs-as-submitted", dest="outputs", action="store_const", const=["as-submitted"],
+                        help="the same as --outputs as-submitted")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/grading_<assignment>.md")
     args = parser.parse_args()
     output = args.output or REPO / "benchmarks" / "results" / f"grading_{args.assignment}.md"
@@ -176,19 +182,20 @@ def main() -> None:
         plain, plain_scores = plain_nbgrader(root, args.assignment, answers)
         results["plain nbgrader autograde (serial)"] = {"seconds": plain, "workers": 1, "agree": True}
         print(f"plain: {plain:.0f} s", flush=True)
-    for workers in args.workers:
-        seconds, scores, timings[workers] = pipeline(root, args.assignment, answers, workers,
-                                                     args.outputs_as_submitted)
-        disagree = {s: (plain_scores.get(s), scores.get(s)) for s in answers
-                    if plain_scores is not None and plain_scores.get(s) != scores.get(s)}
-        label = ", outputs as submitted (rerun = False)" if args.outputs_as_submitted else ""
-        results[f"grade_class, {workers} worker(s){label}"] = {"seconds": seconds, "workers": workers, "scores": scores,
-                                                        "agree": not disagree, "disagree": disagree}
-        print(f"pipeline {workers}: {seconds:.0f} s, disagreements {disagree}", flush=True)
+    for mode in args.outputs:
+        for workers in args.workers:
+            as_submitted = mode == "as-submitted"
+            label = f"{workers} worker(s){', outputs as submitted (rerun = False)' if as_submitted else ''}"
+            seconds, scores, timings[label] = pipeline(root, args.assignment, answers, workers, as_submitted)
+            disagree = {s: (plain_scores.get(s), scores.get(s)) for s in answers
+                        if plain_scores is not None and plain_scores.get(s) != scores.get(s)}
+            results[f"grade_class, {label}"] = {"seconds": seconds, "workers": workers, "scores": scores,
+                                                "agree": not disagree, "disagree": disagree}
+            print(f"pipeline {label}: {seconds:.0f} s, disagreements {disagree}", flush=True)
     command = " ".join(["python benchmarks/grading_benchmark.py", f"--assignment {args.assignment}",
                         f"--students {args.students}", f"--workers {' '.join(map(str, args.workers))}",
                         *(["--no-plain"] if args.no_plain else []),
-                        *(["--outputs-as-submitted"] if args.outputs_as_submitted else [])])
+                        *([f"--outputs {' '.join(args.outputs)}"] if args.outputs != ["rerun"] else [])])
     lines = [f"# Grading benchmark: {args.assignment} ({date.today()})", "",
              f"{args.students} completed submissions, graded on one machine in one run (`{command}`): "
              f"{platform.platform()}, {os.cpu_count()} CPU cores.", "",
@@ -199,8 +206,8 @@ def main() -> None:
         agree = "not compared" if plain is None else "yes" if result["agree"] else result["disagree"]
         lines.append(f"| {name} | {result['seconds']:.0f} | {result['seconds'] / args.students:.1f} | "
                      f"{60 * args.students / result['seconds']:.2f} | {ratio} | {agree} |")
-    for workers, table in timings.items():
-        lines += ["", f"Where a submission's seconds went with {workers} worker(s) (grade_class's "
+    for label, table in timings.items():
+        lines += ["", f"Where a submission's seconds went with {label} (grade_class's "
                   "timings.json). The worker runs the notebook's sandbox, then the export sandbox and "
                   "the checks' process; the gradebook writer runs after it, one submission at a time. "
                   "The `export sandbox: ...` parts are what that sandbox reported about itself (each capped "
