@@ -220,6 +220,7 @@ def prepare(course: str, assignment: str, student: str, notebook: str, env: dict
     seconds = {"worker": round(time.monotonic() - start, 2)}   # parts taken from the cache: not timed
     if "execute" in computed:
         seconds["notebook run (sandbox)"] = made["execute"][1].get("seconds")
+        seconds.update(made["execute"][1].get("parts") or {})
     if "checks" in computed:
         seconds.update(made["checks"][1].get("timings") or {})
     return {"student": student, "seconds": seconds, "results": made}

@@ -34,7 +34,7 @@ from autograder.sandbox import RUNTIME, Limits, isolation_level, run_sandboxed
 from autograder import trusted
 from autograder.secret import grader_secret, use_course_secret
 from autograder.trusted import (CheckResult, course_root, lesson_path, load_checks, run_checks,
-                               safe_error, safe_problem)
+                               reported_seconds, safe_error, safe_problem)
 
 # Results handed from a class run's worker to its writer (autograder/grade_class.py): what the
 # worker computed for a submission, by the key of everything it depends on. The writer's
@@ -181,6 +181,34 @@ def submitted_outputs(submitted) -> dict[tuple[str, str], list]:
     return found
 
 
+def notebook_run_parts(stdout: str, seconds: float) -> dict[str, float]:
+    """Where the sandboxed run's `seconds` went, as run_notebook.py reported it (the grading
+    benchmark's breakdown only: the student's process could have written any of it)."""
+    kernel, cells, done = None, {}, None
+    for line in stdout.split("\n"):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            if "kernel" in record:
+                kernel = reported_seconds(record["kernel"], seconds)
+            elif isinstance(record.get("index"), int):
+                cells.setdefault(record["index"], reported_seconds(record.get("seconds"), seconds))
+            elif record.get("done") is True:
+                done = reported_seconds(record.get("seconds"), seconds)
+    parts = {}
+    if done is not None:
+        parts["notebook run: sandbox and Python start, and exit"] = round(seconds - done, 2)
+    if kernel is not None:
+        parts["notebook run: kernel start"] = round(kernel, 2)
+    if cells:
+        first = min(cells)
+        parts["notebook run: first code cell (imports, data)"] = round(cells[first], 2)
+        parts["notebook run: the other cells"] = round(sum(v for i, v in cells.items() if i != first), 2)
+    return parts
+
+
 class SandboxedExecute(Execute):
     """nbgrader's Execute, but the kernel runs in a sandbox and never sees hidden tests."""
 
@@ -226,6 +254,7 @@ class SandboxedExecute(Execute):
                                 limits=self.limits(), files=files, with_data=True)
             cached = {"stdout": run.stdout.decode("utf-8", "replace"), "problem": run.problem,
                       "isolation": run.isolation, "seconds": round(run.seconds, 1)}
+            cached["parts"] = notebook_run_parts(cached["stdout"], run.seconds)
             cache_put("execute", key, cached)
         HANDOVER.setdefault("made", {})["execute"] = (key, cached)
         finished, stopped = set(), None

@@ -249,6 +249,11 @@ def test_the_resumed_run_says_where_each_submissions_seconds_went(hostile_class)
         # (the notebook run's seconds are kept to 0.1 s, so their sum may round past the worker's)
         assert 0 < parts["notebook run (sandbox)"] + parts["export sandbox"] + parts["checks process"] \
             < parts["worker"] + 0.1
+    # The notebook run's own parts, as its sandbox reported them (capped), lie inside it.
+    starts = ("notebook run: sandbox and Python start, and exit", "notebook run: kernel start",
+              "notebook run: first code cell (imports, data)", "notebook run: the other cells")
+    for parts in ran:
+        assert sum(parts.get(name, 0) for name in starts) <= parts["notebook run (sandbox)"] + 0.1
 
 
 def test_dask_and_postgresql_hold_the_class(hostile_class):

@@ -129,6 +129,29 @@ def test_printing_too_much_is_stopped(run):
     assert result.killed and "output" in result.problem and len(result.stderr) <= 2**20
 
 
+def test_a_notebook_run_reports_where_its_seconds_went(tmp_path, monkeypatch):
+    """For the grading benchmark's breakdown (grade_class's timings.json): the sandbox's start, the
+    kernel's, the first code cell and the rest, each inside the run's own measured time."""
+    import nbformat
+
+    from autograder.nbgrader_plugin import HANDOVER, SandboxedExecute
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    cells = ["import time\ntime.sleep(0.6)", "time.sleep(0.2)", "time.sleep(0.2)"]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3"}
+    HANDOVER.clear()
+    SandboxedExecute().preprocess(notebook, {"nbgrader": {"student": "s"}, "metadata": {"path": str(tmp_path)},
+                                             "unique_key": "t"})
+    run = HANDOVER["made"]["execute"][1]
+    parts = {name.removeprefix("notebook run: "): seconds for name, seconds in run["parts"].items()}
+    assert set(parts) == {"sandbox and Python start, and exit", "kernel start", "first code cell (imports, data)",
+                          "the other cells"}
+    assert parts["first code cell (imports, data)"] >= 0.6 and parts["the other cells"] >= 0.4
+    assert parts["kernel start"] > 0 and parts["sandbox and Python start, and exit"] > 0
+    assert sum(parts.values()) <= run["seconds"] + 0.1
+
+
 def test_a_kernel_that_ignores_the_interrupt_stops_the_notebook_at_its_first_timeout(tmp_path, monkeypatch):
     """As autograding runs a notebook (SandboxedExecute): a timed-out cell whose kernel answers
     again lets the run go on; one whose kernel ignores the interrupt ends the run there (the

@@ -1,17 +1,23 @@
 """Inside the sandbox: execute a student notebook (hidden tests already removed), report outputs.
 
 Reads one JSON header line ({"timeout": seconds a cell, "kernel": name, "output_bytes": n})
-then the notebook. Writes JSON lines to the stdout it started with: {"index": i, "outputs":
-[...], "count": n} for each cell as it finishes, then {"done": true} or {"stopped": i, "error": "..."}.
-Outputs are only shown to graders and in feedback; no grade is decided from them.
+then the notebook. Writes JSON lines to the stdout it started with: {"kernel": seconds} when the
+kernel is ready, {"index": i, "outputs": [...], "count": n, "seconds": s} for each cell as it
+finishes, then {"done": true, "seconds": s} or {"stopped": i, "error": "..."}. Seconds count from
+this script's start and are for the grading benchmark's breakdown only. Outputs are only shown to
+graders and in feedback; no grade is decided from them.
 """
 
-import json
-import os
-import sys
+import time
 
-import nbformat
-from nbclient import NotebookClient
+STARTED = time.monotonic()  # before the imports: they are part of starting the kernel
+
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
 
 _write, _dumps = os.write, json.dumps
 
@@ -65,14 +71,20 @@ def main():
     timeout_error = {"ename": CellTimeoutError.__name__, "evalue": said,
                      "traceback": [f"{CellTimeoutError.__name__}: {said}"]}
 
+    def since_start() -> float:
+        return round(time.monotonic() - STARTED, 3)
+
+    def on_notebook_start(notebook):
+        emit({"kernel": since_start()})
+
     def on_cell_start(cell, cell_index):
-        current["index"] = cell_index
+        current["index"], current["started"] = cell_index, time.monotonic()
 
     async def on_cell_executed(cell, cell_index, execute_reply):
         timed_out = (execute_reply or {}).get("content", {}).get("ename") == CellTimeoutError.__name__
         stopped = [{"output_type": "error", **timeout_error}] if timed_out else []   # said in the cell
         emit({"index": cell_index, "outputs": cell.get("outputs", []) + stopped,
-              "count": cell.get("execution_count")})
+              "count": cell.get("execution_count"), "seconds": round(time.monotonic() - current["started"], 3)})
         # A stopped cell is interrupted and the run goes on, once the kernel answers again. A
         # kernel that ignores the interrupt (a student's signal handler) never does: every later
         # cell would wait out its timeout in turn, so the run stops here.
@@ -93,12 +105,12 @@ def main():
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
         error_on_timeout=timeout_error,
         resources={"metadata": {"path": os.getcwd()}},
-        on_cell_start=on_cell_start, on_cell_executed=on_cell_executed)
+        on_notebook_start=on_notebook_start, on_cell_start=on_cell_start, on_cell_executed=on_cell_executed)
     # Half the sandbox's cap: what is reported (JSON-escaped) must still fit in it.
     client.output_left, client.on_limit = header["output_bytes"] // 2, on_output_limit
     try:
         client.execute()
-        emit({"done": True})
+        emit({"done": True, "seconds": since_start()})
     except BaseException as error:  # noqa: B036 (a dead kernel, a timeout while starting)
         emit({"stopped": current["index"], "error": f"{type(error).__name__}: {str(error)[:300]}"})
     os._exit(0)
