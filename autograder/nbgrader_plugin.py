@@ -181,22 +181,28 @@ def submitted_outputs(submitted) -> dict[tuple[str, str], list]:
     return found
 
 
-def notebook_run_parts(stdout: str, seconds: float) -> dict[str, float]:
-    """Where the sandboxed run's `seconds` went, as run_notebook.py reported it (the grading
-    benchmark's breakdown only: the student's process could have written any of it)."""
-    kernel, cells, done = None, {}, None
+def run_records(stdout: str):
+    """The JSON objects, one a line, that run_notebook.py wrote (anything else is skipped)."""
     for line in stdout.split("\n"):
         try:
             record = json.loads(line) if line.strip() else None
         except ValueError:
             continue
         if isinstance(record, dict):
-            if "kernel" in record:
-                kernel = reported_seconds(record["kernel"], seconds)
-            elif isinstance(record.get("index"), int):
-                cells.setdefault(record["index"], reported_seconds(record.get("seconds"), seconds))
-            elif record.get("done") is True:
-                done = reported_seconds(record.get("seconds"), seconds)
+            yield record
+
+
+def notebook_run_parts(stdout: str, seconds: float) -> dict[str, float]:
+    """Where the sandboxed run's `seconds` went, as run_notebook.py reported it (the grading
+    benchmark's breakdown only: the student's process could have written any of it)."""
+    kernel, cells, done = None, {}, None
+    for record in run_records(stdout):
+        if "kernel" in record:
+            kernel = reported_seconds(record["kernel"], seconds)
+        elif isinstance(record.get("index"), int):
+            cells.setdefault(record["index"], reported_seconds(record.get("seconds"), seconds))
+        elif record.get("done") is True:
+            done = reported_seconds(record.get("seconds"), seconds)
     parts = {}
     if done is not None:
         parts["notebook run: sandbox and Python start, and exit"] = round(seconds - done, 2)
@@ -258,13 +264,7 @@ class SandboxedExecute(Execute):
             cache_put("execute", key, cached)
         HANDOVER.setdefault("made", {})["execute"] = (key, cached)
         finished, stopped = set(), None
-        for line in cached["stdout"].split("\n"):
-            try:
-                record = json.loads(line) if line.strip() else None
-            except ValueError:
-                continue
-            if not isinstance(record, dict):
-                continue
+        for record in run_records(cached["stdout"]):
             index = record.get("index")
             if isinstance(index, int) and 0 <= index < len(nb.cells) and index not in finished \
                     and nb.cells[index].cell_type == "code":
