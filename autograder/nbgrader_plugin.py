@@ -240,10 +240,7 @@ class SandboxedExecute(Execute):
                 cell.outputs = []
         if not self.rerun:
             return self.show_submitted_outputs(nb, resources)
-        visible = without_hidden_tests(nb)
-        for cell in visible.cells:
-            if cell.cell_type == "code":
-                cell.outputs = []
+        visible = without_hidden_tests(nb)   # a copy: its code cells' outputs are already cleared above
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
         header = {"timeout": self.timeout, "kernel": kernel,  # c.Execute.timeout, said once in nbgrader_config.py
                   "output_bytes": self.limits().output_bytes}

@@ -1,16 +1,16 @@
 """Benchmark: plain serial `nbgrader autograde` against autograder/grade_class.py on one class.
 
     python benchmarks/grading_benchmark.py [--assignment session07_residual_cnn] [--students 50]
-        [--workers 1 2] [--no-plain] [--outputs-as-submitted]
+        [--workers 1 2] [--no-plain] [--outputs rerun as-submitted]
         [--output benchmarks/results/grading_<assignment>.md]
 
 Builds a class of completed submissions (the course's solution, the lesson plan's answer and
 two honest variants, each notebook made unique), then on this machine, in this run:
 1. a course with nbgrader's default autograde (the kernel decides, no sandbox) grades it
    serially with `nbgrader autograde` (skipped with --no-plain);
-2. for each worker count, a fresh course grades it with the pipeline (sandboxes, trusted checks,
-   no cache from an earlier run).
-With --outputs-as-submitted, each distinct submission is first run once as its student would
+2. for each way of showing outputs (--outputs, default: rerun) and each worker count, a fresh
+   course grades it with the pipeline (sandboxes, trusted checks, no cache from an earlier run).
+For `as-submitted` (--outputs-as-submitted: that alone), each distinct submission is first run once as its student would
 (untimed, the quick budget) so that every notebook carries outputs, and the pipeline runs with
 `c.SandboxedExecute.rerun = False`: it shows those outputs instead of re-running the notebooks.
 Writes the times, submissions per minute, the ratio to plain nbgrader, whether the two gave the
