@@ -26,47 +26,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from deepnets.training import History, count_parameters, eval_batch_size
+# correct_answers is training's (the one way a model is scored), imported here for the notebooks.
+from deepnets.training import History, correct_answers, count_parameters
 
 RECORD_VARIABLE = "DEEPNETS_RECORD"
 RECORDS = Path(__file__).resolve().parent / "records"
 # Below this two-sided p-value the notebooks call a difference more than test-set noise.
 SIGNIFICANCE = 0.05
-# Images a train-mode measurement normalizes together (see correct_answers).
-TRAIN_MODE_BATCH_SIZE = 1000
 
 
 # ----------------------------------------------------------------------------- paired comparison
-
-@torch.no_grad()
-def correct_answers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
-                    train_mode: bool = False, batch_size: int | None = None) -> torch.Tensor:
-    """Which test images `model` classifies correctly (bool, one per image), on the CPU.
-
-    `train_mode=True` normalizes with each batch's own statistics instead of BatchNorm's running
-    ones, which tells a model that learned apart from running statistics that lag behind it.
-    Then the batch is part of the measurement, and is 1,000 images on every device; in eval mode
-    it changes only the speed (`eval_batch_size`). Either way the model is left as it was: a
-    train-mode pass would otherwise fold the test images into BatchNorm's running statistics, and
-    every eval-mode result after it would be measured with statistics of the test set.
-    """
-    was_training = model.training
-    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()} if train_mode else {}
-    model.train(train_mode)
-    device = next(model.parameters()).device
-    batch_size = batch_size or (TRAIN_MODE_BATCH_SIZE if train_mode else eval_batch_size(device))
-    right = []
-    try:
-        for start in range(0, len(labels), batch_size):
-            batch = images[start:start + batch_size].to(device)
-            right.append((model(batch).argmax(dim=1).cpu() == labels[start:start + batch_size].cpu()))
-    finally:
-        for name, buffer in model.named_buffers():
-            if name in buffers:
-                buffer.copy_(buffers[name])
-        model.train(was_training)
-    return torch.cat(right)
-
 
 @dataclasses.dataclass(frozen=True)
 class PairedComparison:

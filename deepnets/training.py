@@ -192,24 +192,55 @@ def _autocast(device: torch.device, speed: Speed):
                           cache_enabled=not speed.cuda_graphs)
 
 
+# Images a train-mode measurement normalizes together (see correct_answers).
+TRAIN_MODE_BATCH_SIZE = 1000
+
+
 @torch.no_grad()
+def correct_answers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+                    train_mode: bool = False, batch_size: int | None = None,
+                    speed: Speed | None = None) -> torch.Tensor:
+    """Which images `model` classifies correctly (bool, one per image, on the CPU).
+
+    Computed as `fit` and `evaluate` compute (`speed`, default: the fast path), so a paired
+    verdict and the accuracy `fit` reports are one measurement, not two that can differ by an
+    image or two of rounding.
+
+    `train_mode=True` normalizes with each batch's own statistics instead of BatchNorm's running
+    ones, which tells a model that learned apart from running statistics that lag behind it.
+    Then the batch is part of the measurement, and is TRAIN_MODE_BATCH_SIZE images on every
+    device; in eval mode it changes only the speed (`eval_batch_size`). Either way the model is
+    left as it was: a train-mode pass would otherwise fold the test images into BatchNorm's
+    running statistics, and every eval-mode result after it would be measured with statistics
+    of the test set.
+    """
+    was_training = model.training
+    device = next(model.parameters()).device
+    speed = choose_speed(speed, model, device, tuple(images.shape[1:]))
+    batch_size = batch_size or (TRAIN_MODE_BATCH_SIZE if train_mode else eval_batch_size(device))
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()} if train_mode else {}
+    model.train(train_mode)
+    right = []
+    try:
+        for start in range(0, len(labels), batch_size):
+            batch = images[start:start + batch_size].to(device, memory_format=_memory_format(speed))
+            with _autocast(device, speed):
+                predicted = model(batch).argmax(dim=1)
+            right.append(predicted == labels[start:start + batch_size].to(device))
+    finally:
+        for name, buffer in model.named_buffers():
+            if name in buffers:
+                buffer.copy_(buffers[name])
+        model.train(was_training)
+    return torch.cat(right).cpu()  # one host sync for the whole test set
+
+
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              batch_size: int | None = None, speed: Speed | None = None) -> float:
     """Accuracy in % of `model` (in eval mode) on `images`, `labels`, computed as `speed` says,
     `batch_size` images at a time (default: the device's, `eval_batch_size`)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    batch_size = batch_size or eval_batch_size(device)
-    speed = choose_speed(speed, model, device, tuple(images.shape[1:]))
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for start in range(0, len(labels), batch_size):
-        batch = images[start:start + batch_size].to(device, memory_format=_memory_format(speed))
-        with _autocast(device, speed):
-            predicted = model(batch).argmax(dim=1)
-        correct += (predicted == labels[start:start + batch_size].to(device)).sum()
-    model.train(was_training)
-    return 100.0 * correct.item() / len(labels)  # one host sync for the whole test set
+    right = correct_answers(model, images, labels, batch_size=batch_size, speed=speed)
+    return 100.0 * right.sum().item() / len(labels)
 
 
 def progress_bar(total: int, description: str, enabled: bool = True):

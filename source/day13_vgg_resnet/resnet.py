@@ -44,7 +44,7 @@
 # %% nbgrader={"grade_id": "setup", "locked": true}
 # deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
 from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
-from deepnets.evidence import compare_on_same_images, correct_answers, remember
+from deepnets.evidence import correct_answers, paired_comparison, remember
 from deepnets.gradients import gradient_norms, input_gradient, plot_gradient_norms
 from deepnets.plots import plot_training_curves
 from deepnets.shapes import print_shape_table
@@ -548,23 +548,28 @@ def summary(history):
 
 
 def accuracy_table(names):
-    """Print parameters, training loss, train- and eval-mode test accuracy and seconds of `names`."""
+    """Print parameters, training loss, train- and eval-mode test accuracy and seconds of `names`;
+    return which test images each model got right, {(name, train_mode): one bool per image}."""
     print(f"{'model':<11} {'parameters':>11} {'epochs':>7} {'training loss':>14} {'training acc.':>14} "
           f"{'test acc. (train mode)':>23} {'test acc. (eval mode)':>22} {'seconds':>8}")
+    answers = {}
     for name in names:
         loss, accuracy = summary(histories[name])
-        by_mode = [100 * correct_answers(models[name], mnist.test_images, mnist.test_labels,
-                                         train_mode=mode).float().mean().item() for mode in (True, False)]
+        for mode in (True, False):
+            answers[name, mode] = correct_answers(models[name], mnist.test_images, mnist.test_labels,
+                                                  train_mode=mode)
+        by_mode = [100 * answers[name, mode].float().mean().item() for mode in (True, False)]
         print(f"{name:<11} {count_parameters(models[name]):>11,} {len(histories[name].epoch_loss):>7} "
               f"{loss:>14.4f} {accuracy:>13.1f}% {by_mode[0]:>22.2f}% {by_mode[1]:>21.2f}% "
               f"{histories[name].seconds:>8.1f}")
+    return answers
 
 
-def compare(first, second):
-    """The paired verdict on two trained models (train-mode test accuracy), and what eval mode says."""
-    pair = {first: models[first], second: models[second]}
-    verdict = compare_on_same_images(pair, mnist.test_images, mnist.test_labels, train_mode=True)
-    in_eval = compare_on_same_images(pair, mnist.test_images, mnist.test_labels, train_mode=False)
+def compare(first, second, answers):
+    """The paired verdict on two models of `accuracy_table`'s `answers` (train-mode test accuracy),
+    and what eval mode says. The models are scored once, in the table; both read those answers."""
+    verdict, in_eval = (paired_comparison(answers[first, mode], answers[second, mode], (first, second))
+                        for mode in (True, False))
     print(f"Verdict ({budget.name} budget, {len(mnist.train_labels):,} training images, "
           f"{budget.image_size}x{budget.image_size}, data: {mnist.source}; train-mode test accuracy):")
     print(verdict.verdict())
@@ -574,9 +579,9 @@ def compare(first, second):
     return verdict
 
 
-accuracy_table(["PlainNet", "ResNet18"])
+answers = accuracy_table(["PlainNet", "ResNet18"])
 print()
-plain_vs_resnet = compare("PlainNet", "ResNet18")
+plain_vs_resnet = compare("PlainNet", "ResNet18", answers)
 losses = {name: summary(histories[name])[0] for name in ("PlainNet", "ResNet18")}
 lower = min(losses, key=losses.get)
 print(f"Training loss over the last steps: PlainNet {losses['PlainNet']:.4f}, ResNet18 {losses['ResNet18']:.4f} "
@@ -906,14 +911,14 @@ for name, model_class in [("DeepResNet", DeepResNet), ("BaselineCNN", BaselineCN
     histories[name] = fit(models[name], mnist, epochs=budget.deep_epochs, batch_size=64,
                           lr=1e-3, seed=0, device=device, name=name)
 trained = [name for name in ("ResNet18", "DeepResNet", "MyResNet", "BaselineCNN") if name in histories]
-accuracy_table(trained)
+answers = accuracy_table(trained)
 for other in ("DeepResNet", "MyResNet"):
     if other in histories:
         print()
-        compare("ResNet18", other)
+        compare("ResNet18", other, answers)
 if "MyResNet" in histories:
     print()
-    compare("BaselineCNN", "MyResNet")
+    compare("BaselineCNN", "MyResNet", answers)
 deep_reference = remember("resnet.deep_vs_resnet18", budget,
                           models={n: models[n] for n in ("ResNet18", "DeepResNet")},
                           histories={n: histories[n] for n in ("ResNet18", "DeepResNet")},
