@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnets.training import buffers_kept
+
 WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
 
 
@@ -17,14 +19,15 @@ def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     """{layer name: L2 norm of d(loss)/d(weight)} for each conv and linear layer, input to output.
 
     One forward and backward pass of cross-entropy on (`images`, `labels`) in train mode; the
-    model's own gradients are left as they were.
+    model's own gradients and BatchNorm's running statistics are left as they were.
     """
     was_training = model.training
     model.train()
     saved = {name: p.grad for name, p in model.named_parameters()}
     model.zero_grad(set_to_none=True)
     device = next(model.parameters()).device
-    F.cross_entropy(model(images.to(device)), labels.to(device)).backward()
+    with buffers_kept(model):
+        F.cross_entropy(model(images.to(device)), labels.to(device)).backward()
     norms = {name: module.weight.grad.norm().item()
              for name, module in model.named_modules()
              if isinstance(module, layer_types) and module.weight.grad is not None}
@@ -44,8 +47,10 @@ def input_gradient(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -
     x = x.detach().clone().requires_grad_(True)
     was_training = module.training
     module.train()
-    output = module(x)
-    (gradient,) = torch.autograd.grad(output, x, grad_outputs=upstream)
+    # BatchNorm's running statistics are put back after the backward pass, which reads them.
+    with buffers_kept(module):
+        output = module(x)
+        (gradient,) = torch.autograd.grad(output, x, grad_outputs=upstream)
     module.train(was_training)
     return gradient
 

