@@ -44,8 +44,9 @@ c.Execute.interrupt_on_timeout = True
 # cell from autograder/checks/<assignment>.py outside the student's process (TrustedChecks).
 # Feedback never shows hidden tests. Limits: SandboxedExecute.notebook_timeout, .memory_mb,
 # .processes, .output_mb; TrustedChecks.wall_seconds, .memory_mb.
-# `c.SandboxedExecute.rerun = False` runs nothing for graders' eyes and shows each student's
-# outputs as submitted instead: the same grades, without that run (README, "Re-running notebooks").
+# Graders see each student's outputs as submitted; a submission without outputs is re-run in
+# the sandbox. `c.SandboxedExecute.rerun = True` re-runs every notebook for graders' eyes: the
+# same grades, at the cost of that run (README, "Outputs as submitted, or re-run").
 os.environ["GRADER_COURSE_ROOT"] = str(COURSE_ROOT)
 try:
     from autograder.nbgrader_plugin import SandboxedExecute, TrustedChecks

@@ -1,11 +1,11 @@
 """nbgrader preprocessors that make `nbgrader autograde` trustworthy; nbgrader_config.py wires them in.
 
-* SandboxedExecute replaces nbgrader's Execute: the notebook runs in a sandbox
-  (autograder/sandbox.py) with its hidden tests removed, so student code never sees hidden
-  tests, the course or other students, and its outputs are only there for graders to read.
-  With `c.SandboxedExecute.rerun = False` it runs nothing: graders see the student's own
-  outputs as submitted, sanitized and labelled as such (grades do not change: the trusted
-  checks run the student's code either way).
+* SandboxedExecute replaces nbgrader's Execute. By default it runs nothing: graders see each
+  student's own outputs as submitted, sanitized and labelled as such, the outputs the student's
+  reflections were written about (grades do not depend on them: the trusted checks run the
+  student's code). A submission that carries no outputs is re-run for graders' eyes, and with
+  `c.SandboxedExecute.rerun = True` every notebook is: in a sandbox (autograder/sandbox.py),
+  without its hidden tests, so student code never sees hidden tests, the course or other students.
 * TrustedChecks then decides every autograded test cell from the assignment's trusted checks
   (autograder/trusted.py) and writes the verdict as that cell's only output: nothing, or an
   error saying what failed with a hint. nbgrader's SaveAutoGrades records the points from it.
@@ -65,13 +65,24 @@ MAX_EXTRA_FILES_BYTES = 50 * 2**20
 # Outputs shown as submitted (rerun = False) are read from a notebook of at most this size.
 MAX_SUBMITTED_NOTEBOOK_BYTES = 64 * 2**20
 SUBMITTED_OUTPUTS_LABEL = (
-    "[The outputs in this notebook are the student's own, as submitted (c.SandboxedExecute.rerun = "
-    "False): the grader did not re-run it. Autograded cells show the trusted checks' verdicts.]\n")
+    "[The outputs in this notebook are the student's own, as submitted: the grader did not re-run "
+    "it (c.SandboxedExecute.rerun = True would). Autograded cells show the trusted checks' verdicts.]\n")
+RERUN_WITHOUT_OUTPUTS_LABEL = (
+    "[The submission carried no outputs to show, so the grader re-ran this notebook (in the quick "
+    "budget) and these outputs are from that run, not the student's. Autograded cells show the "
+    "trusted checks' verdicts.]\n")
 OUTPUT_TYPES = {"stream", "error", "display_data", "execute_result"}
 
 
 def is_test_cell(cell) -> bool:
     return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
+
+
+def label_outputs(nb: NotebookNode, label: str) -> None:
+    """`label` above the outputs of the notebook's first code cell that is not a test cell."""
+    first = next((c for c in nb.cells if c.cell_type == "code" and not is_test_cell(c)), None)
+    if first is not None:
+        first.outputs.insert(0, nbformat.v4.new_output("stream", name="stderr", text=label))
 
 
 def without_hidden_tests(notebook: NotebookNode) -> NotebookNode:
@@ -223,10 +234,15 @@ class SandboxedExecute(Execute):
     processes = Integer(256, help="Processes and threads the sandbox may run.").tag(config=True)
     output_mb = Integer(16, help="Output (all cells together) read back, in MiB.").tag(config=True)
     disk_mb = Integer(256, help="Space in the sandbox's home and /tmp, in MiB.").tag(config=True)
-    rerun = Bool(True, help="Re-run every notebook in the sandbox for the outputs graders see. "
-                 "False: run nothing and show the student's own outputs as submitted (sanitized and "
-                 "labelled). The grades are the same either way (the trusted checks run the student's "
-                 "code), but outputs as submitted are the student's word, not the grader's run.").tag(config=True)
+    rerun = Bool(False, help="Re-run every notebook in the sandbox for the outputs graders see. False "
+                 "(the default): run nothing and show each student's own outputs as submitted (sanitized "
+                 "and labelled), the ones their reflections discuss; a submission with none is re-run "
+                 "(rerun_when_no_outputs). The grades are the same either way (the trusted checks run the "
+                 "student's code), but outputs as submitted are the student's word, not the grader's run."
+                 ).tag(config=True)
+    rerun_when_no_outputs = Bool(True, help="With rerun = False, re-run a notebook whose submission "
+                                 "carries no outputs to show (say, the student cleared them), so that "
+                                 "graders still see it run.").tag(config=True)
 
     def limits(self) -> Limits:
         return Limits(wall_seconds=self.notebook_timeout, cpu_seconds=self.notebook_timeout * 2,
@@ -238,8 +254,12 @@ class SandboxedExecute(Execute):
         for cell in nb.cells:  # what graders see comes from one source: this run, or the submission
             if cell.cell_type == "code":
                 cell.outputs = []
+        rerun_because = None
         if not self.rerun:
-            return self.show_submitted_outputs(nb, resources)
+            shown, problem = self.submitted_outputs(nb, resources)
+            if shown or not self.rerun_when_no_outputs:
+                return self.show_submitted_outputs(nb, resources, shown, problem)
+            rerun_because = problem or "the submission carried no outputs"
         visible = without_hidden_tests(nb)   # a copy: its code cells' outputs are already cleared above
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
         header = {"timeout": self.timeout, "kernel": kernel,  # c.Execute.timeout, said once in nbgrader_config.py
@@ -280,14 +300,15 @@ class SandboxedExecute(Execute):
                     break
         nb.metadata.setdefault("grading", {})["execution"] = {
             "isolation": cached["isolation"], "seconds": cached["seconds"], "problem": problem,
-            "outputs": "re-run by the grader"}
+            "outputs": "re-run by the grader", "rerun_because": rerun_because}
+        if rerun_because:
+            label_outputs(nb, RERUN_WITHOUT_OUTPUTS_LABEL)
         return nb, resources
 
-    def show_submitted_outputs(self, nb, resources):
-        """rerun = False: each code cell shows the outputs the student submitted with it (test
-        cells excepted: TrustedChecks writes theirs), sanitized, within output_mb, under a label."""
+    def submitted_outputs(self, nb, resources) -> tuple[dict, str | None]:
+        """The outputs the student submitted with each code cell of `nb` (test cells excepted:
+        TrustedChecks writes theirs), sanitized, by cell index; and why none could be read, if so."""
         info = resources.get("nbgrader", {})
-        problem, shown = None, {}
         try:
             from nbgrader.coursedir import CourseDirectory
 
@@ -296,22 +317,26 @@ class SandboxedExecute(Execute):
                                               info["assignment"])) / f"{info['notebook']}.ipynb"
             if path.stat().st_size > MAX_SUBMITTED_NOTEBOOK_BYTES:
                 raise ValueError(f"larger than {MAX_SUBMITTED_NOTEBOOK_BYTES // 2**20} MiB")
-            shown = submitted_outputs(json.loads(path.read_bytes()))
+            found = submitted_outputs(json.loads(path.read_bytes()))
         except Exception as error:  # a missing or unreadable file: no outputs, and the record says why
-            problem = f"the submitted outputs could not be read ({type(error).__name__})"
+            return {}, f"the submitted outputs could not be read ({type(error).__name__})"
+        shown = {}
+        for index, cell in enumerate(nb.cells):
+            outputs = next((found[key] for key in cell_keys(cell) if key in found), None)
+            if outputs and cell.cell_type == "code" and not is_test_cell(cell):
+                shown[index] = list(outputs)
+        return shown, None
+
+    def show_submitted_outputs(self, nb, resources, shown: dict, problem: str | None):
+        """Each code cell shows the outputs its student submitted (`shown`, by cell index), within
+        output_mb, under a label saying whose they are."""
         room = self.limits().output_bytes
-        for cell in nb.cells:
-            found = [shown[key] for key in cell_keys(cell) if key in shown]
-            outputs = list(found[0]) if found and cell.cell_type == "code" and not is_test_cell(cell) else None
-            if not outputs:
-                continue
+        for index, outputs in sorted(shown.items()):
             size = len(json.dumps(outputs))
             room -= size
-            cell.outputs = outputs if room >= 0 else [nbformat.v4.new_output("stream", name="stderr", text=(
+            nb.cells[index].outputs = outputs if room >= 0 else [nbformat.v4.new_output("stream", name="stderr", text=(
                 f"[outputs not shown: past the {self.output_mb} MiB of outputs shown per notebook]\n"))]
-        first = next((c for c in nb.cells if c.cell_type == "code" and not is_test_cell(c)), None)
-        if first is not None:
-            first.outputs.insert(0, nbformat.v4.new_output("stream", name="stderr", text=SUBMITTED_OUTPUTS_LABEL))
+        label_outputs(nb, SUBMITTED_OUTPUTS_LABEL)
         nb.metadata.setdefault("grading", {})["execution"] = {
             "isolation": None, "seconds": 0.0, "problem": problem, "outputs": "as submitted"}
         return nb, resources

@@ -1,18 +1,19 @@
 """Benchmark: plain serial `nbgrader autograde` against autograder/grade_class.py on one class.
 
     python benchmarks/grading_benchmark.py [--assignment session07_residual_cnn] [--students 50]
-        [--workers 1 2] [--no-plain] [--outputs rerun as-submitted]
+        [--workers 1 2] [--no-plain] [--outputs as-submitted rerun]
         [--output benchmarks/results/grading_<assignment>.md]
 
 Builds a class of completed submissions (the course's solution, the lesson plan's answer and
 two honest variants, each notebook made unique), then on this machine, in this run:
 1. a course with nbgrader's default autograde (the kernel decides, no sandbox) grades it
    serially with `nbgrader autograde` (skipped with --no-plain);
-2. for each way of showing outputs (--outputs, default: rerun) and each worker count, a fresh
-   course grades it with the pipeline (sandboxes, trusted checks, no cache from an earlier run).
-For `as-submitted` (--outputs-as-submitted: that alone), each distinct submission is first run once as its student would
-(untimed, the quick budget) so that every notebook carries outputs, and the pipeline runs with
-`c.SandboxedExecute.rerun = False`: it shows those outputs instead of re-running the notebooks.
+2. for each way of showing outputs (--outputs, default: as-submitted) and each worker count, a
+   fresh course grades it with the pipeline (sandboxes, trusted checks, no cache from an earlier run).
+For `as-submitted` (the pipeline's default, `c.SandboxedExecute.rerun = False`), each distinct
+submission is first run once as its student would (untimed, the quick budget) so that every
+notebook carries outputs, which the pipeline shows instead of re-running the notebooks. For
+`rerun` (`c.SandboxedExecute.rerun = True`) the notebooks carry none and every one is re-run.
 Writes the times, submissions per minute, the ratio to plain nbgrader, whether the two gave the
 same autograded scores, and where a submission's seconds went (grade_class's timings.json:
 the notebook's sandboxed run, the export sandbox, the checks' process and each check, the
@@ -113,7 +114,7 @@ def run_as_a_student(notebook: nbformat.NotebookNode, course: Path) -> nbformat.
     return notebook
 
 
-OUTPUT_MODES = ("rerun", "as-submitted")
+OUTPUT_MODES = ("as-submitted", "rerun")
 
 
 def pipeline(root: Path, assignment: str, answers: dict, workers: int,
@@ -125,9 +126,8 @@ def pipeline(root: Path, assignment: str, answers: dict, workers: int,
     folder = root / f"class{name}"
     folder.mkdir()
     executed = {}   # one run per distinct submission (the students differ by a comment only)
-    if outputs_as_submitted:
-        with open(course / "nbgrader_config.py", "a") as config:
-            config.write("\nc.SandboxedExecute.rerun = False\n")
+    with open(course / "nbgrader_config.py", "a") as config:   # said here, whatever the default
+        config.write(f"\nc.SandboxedExecute.rerun = {not outputs_as_submitted}\n")
     for student, cells in answers.items():
         notebook = fill_answers(release, cells)
         if outputs_as_submitted:
@@ -167,11 +167,9 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=50)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--no-plain", action="store_true", help="skip plain nbgrader (the slowest run)")
-    parser.add_argument("--outputs", nargs="+", choices=OUTPUT_MODES, default=["rerun"],
-                        help="what graders see, one pipeline run per mode and worker count: 'rerun' (the "
-                             "default, c.SandboxedExecute.rerun = True) or 'as-submitted' (rerun = False)")
-    parser.add_argument("--outputs-as-submitted", dest="outputs", action="store_const", const=["as-submitted"],
-                        help="the same as --outputs as-submitted")
+    parser.add_argument("--outputs", nargs="+", choices=OUTPUT_MODES, default=["as-submitted"],
+                        help="what graders see, one pipeline run per mode and worker count: 'as-submitted' "
+                             "(the default, c.SandboxedExecute.rerun = False) or 'rerun' (rerun = True)")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/grading_<assignment>.md")
     args = parser.parse_args()
     output = args.output or REPO / "benchmarks" / "results" / f"grading_{args.assignment}.md"
@@ -185,7 +183,7 @@ def main() -> None:
     for mode in args.outputs:
         for workers in args.workers:
             as_submitted = mode == "as-submitted"
-            label = f"{workers} worker(s){', outputs as submitted (rerun = False)' if as_submitted else ''}"
+            label = f"{workers} worker(s){'' if as_submitted else ', re-running every notebook (rerun = True)'}"
             seconds, scores, timings[label] = pipeline(root, args.assignment, answers, workers, as_submitted)
             disagree = {s: (plain_scores.get(s), scores.get(s)) for s in answers
                         if plain_scores is not None and plain_scores.get(s) != scores.get(s)}
@@ -195,7 +193,7 @@ def main() -> None:
     command = " ".join(["python benchmarks/grading_benchmark.py", f"--assignment {args.assignment}",
                         f"--students {args.students}", f"--workers {' '.join(map(str, args.workers))}",
                         *(["--no-plain"] if args.no_plain else []),
-                        *([f"--outputs {' '.join(args.outputs)}"] if args.outputs != ["rerun"] else [])])
+                        *([f"--outputs {' '.join(args.outputs)}"] if args.outputs != ["as-submitted"] else [])])
     lines = [f"# Grading benchmark: {args.assignment} ({date.today()})", "",
              f"{args.students} completed submissions, graded on one machine in one run (`{command}`): "
              f"{platform.platform()}, {os.cpu_count()} CPU cores.", "",

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deepnets.training import buffers_kept
+from deepnets.training import measured_as_is
 
 WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
 
@@ -21,19 +19,16 @@ def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
     One forward and backward pass of cross-entropy on (`images`, `labels`) in train mode; the
     model's own gradients and BatchNorm's running statistics are left as they were.
     """
-    was_training = model.training
-    model.train()
     saved = {name: p.grad for name, p in model.named_parameters()}
     model.zero_grad(set_to_none=True)
     device = next(model.parameters()).device
-    with buffers_kept(model):
+    with measured_as_is(model, train_mode=True):
         F.cross_entropy(model(images.to(device)), labels.to(device)).backward()
     norms = {name: module.weight.grad.norm().item()
              for name, module in model.named_modules()
              if isinstance(module, layer_types) and module.weight.grad is not None}
     for name, parameter in model.named_parameters():
         parameter.grad = saved[name]
-    model.train(was_training)
     return norms
 
 
@@ -45,13 +40,10 @@ def input_gradient(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -
     of their sum is zero whatever the network.)
     """
     x = x.detach().clone().requires_grad_(True)
-    was_training = module.training
-    module.train()
     # BatchNorm's running statistics are put back after the backward pass, which reads them.
-    with buffers_kept(module):
+    with measured_as_is(module, train_mode=True):
         output = module(x)
         (gradient,) = torch.autograd.grad(output, x, grad_outputs=upstream)
-    module.train(was_training)
     return gradient
 
 
@@ -63,21 +55,20 @@ def activation_stds(model: nn.Module, images: torch.Tensor,
     The spread is the standard deviation across the images of the batch, averaged over the
     layer's units: near zero, the layer outputs the same thing whatever the input. Measured in
     train mode, as during training (BatchNorm uses the batch's statistics), but with dropout
-    off, whose noise does not come from the input; on a copy, so the model stays untouched.
+    off, whose noise does not come from the input; the model is left as it was.
     """
-    probe = copy.deepcopy(model).train()
-    for module in probe.modules():
-        if isinstance(module, nn.modules.dropout._DropoutNd):
-            module.eval()
     spreads, hooks = {}, []
-    for name, module in probe.named_modules():
+    for name, module in model.named_modules():
         if isinstance(module, layer_types):
             hooks.append(module.register_forward_hook(
                 lambda module, inputs, output, name=name: spreads.__setitem__(
                     name, output.float().std(dim=0).mean().item())))
-    probe(images.to(next(probe.parameters()).device))
-    for hook in hooks:
-        hook.remove()
+    try:
+        with torch.no_grad(), measured_as_is(model, train_mode=True, dropout=False):
+            model(images.to(next(model.parameters()).device))
+    finally:
+        for hook in hooks:
+            hook.remove()
     return spreads
 
 

@@ -6,9 +6,8 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import Formatter
 
-from deepnets.plots import smooth
+from deepnets.plots import log_scale, smooth
 from deepnets.training import History
 
 
@@ -24,37 +23,6 @@ def _show(figure):
     handle = display(figure, display_id=True)
     plt.close(figure)  # shown through the handle only, not a second time when the cell ends
     return handle
-
-
-class DistinctLabels(Formatter):
-    """Tick labels with as few significant digits as keep them apart: 0.5 (not 5 x 10^-1), and
-    2.26, 2.28, 2.3 on a narrow log axis where two digits would print "2.3" for every tick."""
-
-    def __init__(self, digits: int = 2, minor: bool = False):
-        self.digits = self.least = digits
-        self.minor = minor
-
-    def format_ticks(self, values):
-        for self.digits in range(self.least, 8):
-            labels = [f"{value:.{self.digits}g}" for value in values]
-            if len(set(labels)) == len(labels):
-                break
-        if self.minor and self._spans_a_decade():
-            # The powers of ten are labelled already: of the minor ticks keep 2s and 5s only, or
-            # 0.06, 0.07, 0.08 and 0.09 run into each other and into 0.1.
-            labels = [label if _leading_digit(value) in (2, 5) else "" for label, value in zip(labels, values)]
-        return labels
-
-    def _spans_a_decade(self) -> bool:
-        low, high = self.axis.get_view_interval() if self.axis is not None else (0, 0)
-        return low > 0 and high / low >= 10
-
-    def __call__(self, value, position=None):
-        return f"{value:.{self.digits}g}"
-
-
-def _leading_digit(value: float) -> int:
-    return round(value / 10 ** np.floor(np.log10(value))) if value > 0 else 0
 
 
 class LiveCurves:
@@ -75,10 +43,9 @@ class LiveCurves:
                                          sharey=True, squeeze=False)
         self.axes = dict(zip(panels, axes[0]))
         for panel, axis in self.axes.items():
-            axis.set(title=panel, xlabel="training step", yscale="log")
+            axis.set(title=panel, xlabel="training step")
+            log_scale(axis)
             axis.grid(alpha=0.3, which="both")
-            axis.yaxis.set_major_formatter(DistinctLabels())
-            axis.yaxis.set_minor_formatter(DistinctLabels(minor=True))
         next(iter(self.axes.values())).set_ylabel(f"training loss (mean of {window} steps)")
         if title:
             self.figure.suptitle(title)

@@ -4,9 +4,48 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
+from matplotlib.ticker import Formatter
 import numpy as np
 
 from deepnets.training import History
+
+
+class DistinctLabels(Formatter):
+    """Tick labels with as few significant digits as keep them apart: 0.5 (not 5 x 10^-1), and
+    2.26, 2.28, 2.3 on a narrow log axis where two digits would print "2.3" for every tick."""
+
+    def __init__(self, digits: int = 2, minor: bool = False):
+        self.digits = self.least = digits
+        self.minor = minor
+
+    def format_ticks(self, values):
+        for self.digits in range(self.least, 8):
+            labels = [f"{value:.{self.digits}g}" for value in values]
+            if len(set(labels)) == len(labels):
+                break
+        if self.minor and self._spans_a_decade():
+            # The powers of ten are labelled already: of the minor ticks keep 2s and 5s only, or
+            # 0.06, 0.07, 0.08 and 0.09 run into each other and into 0.1.
+            labels = [label if _leading_digit(value) in (2, 5) else "" for label, value in zip(labels, values)]
+        return labels
+
+    def _spans_a_decade(self) -> bool:
+        low, high = self.axis.get_view_interval() if self.axis is not None else (0, 0)
+        return low > 0 and high / low >= 10
+
+    def __call__(self, value, position=None):
+        return f"{value:.{self.digits}g}"
+
+
+def _leading_digit(value: float) -> int:
+    return round(value / 10 ** np.floor(np.log10(value))) if value > 0 else 0
+
+
+def log_scale(axis) -> None:
+    """Put `axis`'s y axis on a log scale whose tick labels read as plain numbers (DistinctLabels)."""
+    axis.set_yscale("log")
+    axis.yaxis.set_major_formatter(DistinctLabels())
+    axis.yaxis.set_minor_formatter(DistinctLabels(minor=True))
 
 
 def smooth(values, window: int) -> np.ndarray:
@@ -37,8 +76,8 @@ def plot_training_curves(histories: dict[str, History], title: str = "Training c
         if train_accuracy:
             accuracy_axis.plot(steps, smooth(history.step_accuracy, window), linestyle="--",
                                color=line.get_color())
-    loss_axis.set(xlabel="training step", ylabel="training loss (moving average)",
-                  yscale="log", title="Training loss")
+    loss_axis.set(xlabel="training step", ylabel="training loss (moving average)", title="Training loss")
+    log_scale(loss_axis)
     accuracy_axis.set(xlabel="training step", ylabel="accuracy (%)",
                       title="Accuracy during training" if train_accuracy else "Test accuracy during training")
     for axis in (loss_axis, accuracy_axis):

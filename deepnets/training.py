@@ -8,6 +8,7 @@ import os
 import random
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -152,21 +153,29 @@ def has_bf16_units(device: torch.device) -> bool:
 def runs_channels_last(model: nn.Module, image_shape=(1, 28, 28)) -> bool:
     """Whether `model` accepts channels-last input (a forward that calls x.view(N, -1) does not).
 
-    Probed on two blank images in eval mode without gradients, so BatchNorm's running statistics
-    do not change; the model is left in the default layout. A forward that fails for another
-    reason also answers False, and then fails again, with its own error, when it trains.
+    Probed once per model, image shape and device, on two blank images in eval mode without
+    gradients, so BatchNorm's running statistics do not change; the model is left in the default
+    layout and its modes. A forward that fails for another reason also answers False, and then
+    fails again, with its own error, when it trains.
     """
-    was_training = model.training
     device = next(model.parameters(), torch.zeros(())).device
-    probe = torch.zeros(2, *image_shape, device=device).contiguous(memory_format=torch.channels_last)
-    try:
-        with torch.no_grad():
-            model.eval().to(memory_format=torch.channels_last)(probe)
-        return True
-    except Exception:
-        return False
-    finally:
-        model.to(memory_format=torch.contiguous_format).train(was_training)
+    known = _CHANNELS_LAST_PROBED.setdefault(model, {})
+    key = (tuple(image_shape), str(device))
+    if key not in known:
+        probe = torch.zeros(2, *image_shape, device=device).contiguous(memory_format=torch.channels_last)
+        try:
+            with torch.no_grad(), measured_as_is(model, train_mode=False):
+                model.to(memory_format=torch.channels_last)(probe)
+            known[key] = True
+        except Exception:
+            known[key] = False
+        finally:
+            model.to(memory_format=torch.contiguous_format)
+    return known[key]
+
+
+# runs_channels_last's answers, by model (forgotten with the model).
+_CHANNELS_LAST_PROBED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def choose_speed(speed: Speed | None, model: nn.Module, device: torch.device,
@@ -198,18 +207,28 @@ TRAIN_MODE_BATCH_SIZE = 1000
 
 
 @contextlib.contextmanager
-def buffers_kept(model: nn.Module):
-    """Measure `model` in train mode without changing it: every buffer (BatchNorm's running
-    statistics and batch count) is put back afterwards. Without this, a measurement's batch is
-    folded into the running statistics, and every eval-mode result after it changes."""
-    saved = {name: buffer.clone() for name, buffer in model.named_buffers()}
+def measured_as_is(model: nn.Module, train_mode: bool, dropout: bool = True):
+    """Measure `model` in train or eval mode and leave it as it was: each module's mode is put
+    back, and after a train-mode measurement every buffer too (BatchNorm's running statistics
+    and batch count). Without this, a measurement's batch is folded into the running
+    statistics, and every eval-mode result after it changes. `dropout=False` keeps dropout off
+    in train mode, for a measurement whose noise must come from the input alone."""
+    modes = {module: module.training for module in model.modules()}
+    saved = {name: buffer.clone() for name, buffer in model.named_buffers()} if train_mode else {}
+    model.train(train_mode)
+    if not dropout:
+        for module in model.modules():
+            if isinstance(module, nn.modules.dropout._DropoutNd):
+                module.eval()
     try:
-        yield
+        yield model
     finally:
         with torch.no_grad():
             for name, buffer in model.named_buffers():
                 if name in saved:
                     buffer.copy_(saved[name])
+        for module, training in modes.items():
+            module.training = training
 
 
 @torch.no_grad()
@@ -230,21 +249,16 @@ def correct_answers(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     running statistics, and every eval-mode result after it would be measured with statistics
     of the test set.
     """
-    was_training = model.training
     device = next(model.parameters()).device
     speed = choose_speed(speed, model, device, tuple(images.shape[1:]))
     batch_size = batch_size or (TRAIN_MODE_BATCH_SIZE if train_mode else eval_batch_size(device))
-    model.train(train_mode)
     right = []
-    try:
-        with buffers_kept(model) if train_mode else contextlib.nullcontext():
-            for start in range(0, len(labels), batch_size):
-                batch = images[start:start + batch_size].to(device, memory_format=_memory_format(speed))
-                with _autocast(device, speed):
-                    predicted = model(batch).argmax(dim=1)
-                right.append(predicted == labels[start:start + batch_size].to(device))
-    finally:
-        model.train(was_training)
+    with measured_as_is(model, train_mode):
+        for start in range(0, len(labels), batch_size):
+            batch = images[start:start + batch_size].to(device, memory_format=_memory_format(speed))
+            with _autocast(device, speed):
+                predicted = model(batch).argmax(dim=1)
+            right.append(predicted == labels[start:start + batch_size].to(device))
     return torch.cat(right).cpu()  # one host sync for the whole test set
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from deepnets.live import LiveCurves
+from deepnets.plots import plot_training_curves
 from deepnets.training import History
 
 
@@ -41,19 +42,32 @@ def test_unknown_panel_is_a_clear_error():
         LiveCurves(panels=["plain"]).track("x", panel="deep")
 
 
+def drawn_loss_axis(figure_kind, losses):
+    """The training-loss axis of a live figure or of plot_training_curves' figure, drawn."""
+    if figure_kind == "live":
+        with LiveCurves(every_seconds=0) as live:
+            live.track("run")(len(losses), history_of(losses))
+        figure, axis = live.figure, live.axes["training loss"]
+    else:
+        figure = plot_training_curves({"run": history_of(losses)})
+        axis = figure.axes[0]
+    figure.canvas.draw()
+    return axis
+
+
+@pytest.mark.parametrize("figure_kind", ["live", "after training"])
 @pytest.mark.parametrize("losses", [[2.31, 2.30, 2.29, 2.28, 2.27], [2.3, 1.0, 0.3, 0.05]])
-def test_loss_axis_tick_labels_are_distinct(losses):
-    """A narrow log axis (a run stuck near ln 10) once labelled every tick "2.3"."""
-    with LiveCurves(every_seconds=0) as live:
-        live.track("run")(len(losses), history_of(losses))
-    axis = live.axes["training loss"]
-    live.figure.canvas.draw()
+def test_loss_axis_tick_labels_are_distinct_plain_numbers(figure_kind, losses):
+    """A narrow log axis (a run stuck near ln 10) once labelled every tick "2.3", and the figure
+    drawn after training labelled it "2.3×10^0"."""
+    axis = drawn_loss_axis(figure_kind, losses)
     bottom, top = axis.get_ylim()
     labels = [tick.get_text() for ticks in (axis.yaxis.get_major_ticks(), axis.yaxis.get_minor_ticks())
               for tick in [t.label1 for t in ticks]
               if tick.get_text() and bottom <= tick.get_position()[1] <= top]
     assert len(labels) >= 2, "too few labelled ticks to read the axis"
     assert len(set(labels)) == len(labels), f"repeated tick labels: {labels}"
+    assert all(label.replace(".", "").isdigit() for label in labels), f"not plain numbers: {labels}"
 
 
 def test_a_wide_loss_axis_labels_the_decades_and_only_the_2s_and_5s_between():

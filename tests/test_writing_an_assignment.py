@@ -4,8 +4,8 @@ A course of its own (a temporary folder): a lesson with one answer cell and two 
 whose hidden parts call `lesson.verify`, and its checks in <course>/checks/tiny.py. The
 instructor's notebook runs (so the solution passes the checks that grade), then `nbgrader
 autograde` grades a correct, a wrong and a blank submission through the trusted path, and one
-that carries outputs its student wrote: re-run (the default), then shown as submitted
-(`--SandboxedExecute.rerun=False`).
+that carries outputs its student wrote: shown as submitted (the default), then re-run
+(`--SandboxedExecute.rerun=True`).
 """
 
 import os
@@ -159,32 +159,27 @@ def test_nbgrader_autograde_grades_it_through_the_trusted_path(graded):
     assert os.environ.get("DEEPNETS_BUDGET") == "quick"
 
 
-def test_graders_see_the_grader_s_run_or_with_rerun_off_the_submitted_outputs(graded):
-    """SandboxedExecute.rerun: by default every output a grader sees comes from the grader's own run
-    of the notebook; with rerun=False nothing runs, graders see the student's outputs, sanitized
-    and labelled, and the autograded cells still show the trusted checks' verdicts and points."""
-    from autograder.nbgrader_plugin import NOT_SHOWN, SUBMITTED_OUTPUTS_LABEL
+def test_graders_see_the_submitted_outputs_or_the_grader_s_run(graded):
+    """SandboxedExecute.rerun: by default nothing runs for graders' eyes, they see the student's
+    outputs sanitized and labelled, and the autograded cells still show the trusted checks'
+    verdicts and points; a submission without outputs is re-run, and says so; with rerun=True
+    every output a grader sees comes from the grader's own run of the notebook."""
+    from autograder.nbgrader_plugin import NOT_SHOWN, RERUN_WITHOUT_OUTPUTS_LABEL, SUBMITTED_OUTPUTS_LABEL
 
     course = graded
-    graded_path = course / "autograded" / "shows_outputs" / ASSIGNMENT / "tiny.ipynb"
 
-    def graded_text(*options):
+    def graded_text(*options, student="shows_outputs"):
         if options:
-            assert autograde(course, ASSIGNMENT, "--student=shows_outputs", *options).returncode == 0
-        assert scores(course, ASSIGNMENT, "shows_outputs", "tiny") == {
+            assert autograde(course, ASSIGNMENT, f"--student={student}", *options).returncode == 0
+        assert scores(course, ASSIGNMENT, student, "tiny") == {
             "tiny_net_output_shape": (1, 1), "tiny_net_never_negative": (0, 2)}
+        graded_path = course / "autograded" / student / ASSIGNMENT / "tiny.ipynb"
         notebook = nbformat.read(graded_path, as_version=4)
         cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in notebook.cells if c.cell_type == "code"}
         assert "some scores are negative" in cells["tiny_net_never_negative"].outputs[0].evalue
         return notebook, cells, graded_path.read_text()
 
     notebook, cells, text = graded_text()
-    assert notebook.metadata.grading.execution.outputs == "re-run by the grader"
-    assert "printed by the grader's run" in text and "scores of a random input" in text
-    assert "printed by the student" not in text and "tried by the student" not in text
-    assert "Forged" not in text and "alert" not in text
-
-    notebook, cells, text = graded_text("--SandboxedExecute.rerun=False")
     assert notebook.metadata.grading.execution.outputs == "as submitted"
     assert "printed by the grader's run" not in text and "scores of a random input" not in text
     assert "Forged" not in text and "alert" not in text
@@ -195,3 +190,18 @@ def test_graders_see_the_grader_s_run_or_with_rerun_off_the_submitted_outputs(gr
     assert label.text == SUBMITTED_OUTPUTS_LABEL and printed.text == "printed by the student\n"
     assert html.data == {"text/plain": f"<HTML object>\n{NOT_SHOWN}"}
     assert image.data == {"image/png": "iVBORw0KGgo="}
+
+    # "wrong" submitted no outputs: the default re-ran it, under a label that says so.
+    notebook, cells, text = graded_text(student="wrong")
+    assert notebook.metadata.grading.execution.outputs == "re-run by the grader"
+    assert notebook.metadata.grading.execution.rerun_because == "the submission carried no outputs"
+    assert cells["setup"].outputs[0].text == RERUN_WITHOUT_OUTPUTS_LABEL
+    assert "scores of a random input" in text
+
+    notebook, cells, text = graded_text("--SandboxedExecute.rerun=True")
+    assert notebook.metadata.grading.execution.outputs == "re-run by the grader"
+    assert notebook.metadata.grading.execution.rerun_because is None
+    assert "printed by the grader's run" in text and "scores of a random input" in text
+    assert "printed by the student" not in text and "tried by the student" not in text
+    assert "Forged" not in text and "alert" not in text
+    assert SUBMITTED_OUTPUTS_LABEL not in text and RERUN_WITHOUT_OUTPUTS_LABEL not in text
