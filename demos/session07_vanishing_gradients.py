@@ -32,7 +32,7 @@
 # deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
 from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
 from deepnets.data import SAMPLE_SOURCE
-from deepnets.evidence import compare_on_same_images, correct_answers, remember
+from deepnets.evidence import correct_answers, paired_comparison, remember
 from deepnets.gradients import gradient_norms, plot_gradient_norms
 from deepnets.live import LiveCurves
 from deepnets.plots import plot_training_curves
@@ -147,9 +147,12 @@ with LiveCurves(title="The lesson plan's comparison") as live:
 
 # %%
 test_images, test_labels = seed_data.test_images, seed_data.test_labels
+# Each model answers the test images once per mode; the table and both verdicts read these answers.
+answers = {(name, train_mode): correct_answers(model, test_images, test_labels, train_mode=train_mode)
+           for name, model in seed_models.items() for train_mode in (False, True)}
 print(f"{'model':<12} {'parameters':>10} {'test acc (eval)':>16} {'(train mode)':>13} {'last epoch loss':>16}")
 for name, history in seed_histories.items():
-    train_mode = 100 * correct_answers(seed_models[name], test_images, test_labels, train_mode=True).float().mean()
+    train_mode = 100 * answers[name, True].float().mean()
     print(f"{name:<12} {count_parameters(seed_models[name]):>10,} {history.final_test_accuracy:>15.1f}% "
           f"{train_mode:>12.1f}% {history.epoch_loss[-1]:>16.3f}")
 plain_accuracy = seed_histories["DeepCNN(6)"].final_test_accuracy
@@ -159,11 +162,11 @@ if plain_accuracy > 50:
 else:
     print(f"\nThe 6-layer plain CNN reached only {plain_accuracy:.1f}% in the '{budget.name}' budget, "
           "too little training to tell.")
-seed_comparison = compare_on_same_images(seed_models, test_images, test_labels)
+seed_comparison = paired_comparison(*(answers[name, False] for name in seed_models), tuple(seed_models))
 print(f"\nIn eval mode (the verdict), after {len(seed_data.train_labels):,} training images x "
       f"{budget.seed_epochs} epoch(s), seed 0:")
 print(seed_comparison.verdict())
-train_mode_comparison = compare_on_same_images(seed_models, test_images, test_labels, train_mode=True)
+train_mode_comparison = paired_comparison(*(answers[name, True] for name in seed_models), tuple(seed_models))
 if train_mode_comparison.significant != seed_comparison.significant or (
         train_mode_comparison.difference > 0) != (seed_comparison.difference > 0):
     print(f"\nIn train mode (batch statistics) the paired difference is {train_mode_comparison.difference:+.2f} "

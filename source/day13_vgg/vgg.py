@@ -38,7 +38,8 @@
 # **How this notebook is graded.** Parts A and B are autograded (6 points): the cells after
 # each task are tests worth the points in their header; more checks run when your notebook is
 # graded. Part C is not graded, but the Day 13 reflection asks about its outputs. Before you
-# submit, *Restart & Run All* (or press **Validate**).
+# submit, *Restart & Run All* (or press **Validate**), then save: the outputs your notebook
+# carries are the ones a grader reads.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
 # deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.

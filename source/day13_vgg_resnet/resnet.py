@@ -39,7 +39,8 @@
 # are tests worth the points in the heading. Some tests are visible and you can run them now;
 # more are hidden and run when your notebook is graded, among them a check that your networks
 # learn when the grader trains them. Part D is read by a person. Before you submit,
-# *Restart & Run All* (or press **Validate**) and check that no cell fails.
+# *Restart & Run All* (or press **Validate**) and check that no cell fails. Save after the run:
+# whoever reads Part D sees the outputs your notebook carries when you submit.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
 # deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.

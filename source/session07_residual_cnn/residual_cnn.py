@@ -39,6 +39,7 @@
 # are tests worth the points in the heading. Some tests are visible and you can run them now;
 # more are hidden and run when your notebook is graded. Part C is read by a person.
 # Before you submit, *Restart & Run All* (or press **Validate**) and check that no cell fails.
+# Save after the run: whoever reads Part C sees the outputs your notebook carries when you submit.
 
 # %% nbgrader={"grade_id": "setup", "locked": true}
 # deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
