@@ -335,8 +335,11 @@ def record_for(writer: Writer, course: Path, assignment: str, notebook: str, stu
     status = "graded" if intake_state["gradable"] else "not graded"
     if reasons:
         status += ", needs review"
+    outputs = execution.get("outputs")   # what graders see: "as submitted" or "re-run by the grader"
+    if outputs and execution.get("rerun_because"):
+        outputs += f" ({execution['rerun_because']})"
     return {"student": student, "name": intake_state.get("name", student), "status": status, "gradable": intake_state["gradable"] and ok,
-            "reasons": reasons, "grades": grades,
+            "reasons": reasons, "grades": grades, "outputs": outputs,
             "auto_score": sum(g["score"] or 0 for g in auto), "auto_max": sum(g["max_score"] for g in auto),
             "max_score": sum(g["max_score"] for g in grades)}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import html
 import json
@@ -150,7 +151,9 @@ def write_summary(records: list[dict], folder: Path, assignment: str, run_info: 
         "autograded_max": auto_max,
         "mean": statistics.fmean(scores) if scores else None,
         "median": statistics.median(scores) if scores else None,
-        "pass_rate_per_check": pass_rates, "needs_review": review, **run_info,
+        "pass_rate_per_check": pass_rates, "needs_review": review,
+        "outputs_shown": dict(collections.Counter(r["outputs"] for r in records if r.get("outputs"))),
+        **run_info,
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     figure, axis = plt.subplots(figsize=(6, 3.5))
@@ -164,7 +167,8 @@ def write_summary(records: list[dict], folder: Path, assignment: str, run_info: 
     lines = [f"# {assignment}: class summary", "",
              f"{summary['students']} submissions, {summary['graded']} gradable; autograded mean "
              f"{summary['mean'] or 0:.2f}, median {summary['median'] or 0:g} of {auto_max:g}. "
-             f"Sandbox isolation: {run_info.get('isolation')}.", "",
+             f"Sandbox isolation: {run_info.get('isolation')}. Outputs graders see: "
+             f"{'; '.join(f'{n} {shown}' for shown, n in summary['outputs_shown'].items()) or 'none'}.", "",
              "![score distribution](score_distribution.png)", "",
              "## Pass rate per check", "", "| check | pass rate |", "| --- | --- |"]
     lines += [f"| {markdown_text(grade_id)} | {rate:.0%} |" for grade_id, rate in pass_rates.items()]

@@ -336,6 +336,12 @@ def test_grades_csv_and_class_summary(hostile_class):
     assert summary["students"] == len(expected)
     assert summary["pass_rate_per_check"]["block_keeps_shape"] > 0
     assert {r["student"] for r in summary["needs_review"]} >= {"invalid-json", "deleted-test-cell"}
+    # No notebook of this class carries outputs: each graded one was re-run for graders' eyes, and
+    # the summary counts them so (the default shows a student's own outputs where there are any).
+    rerun = "re-run by the grader (the submission carried no outputs)"
+    assert all(r["outputs"] == rerun for r in graded.values() if r["gradable"])
+    assert summary["outputs_shown"] == {rerun: sum(1 for r in graded.values() if r["outputs"])}
+    assert f"Outputs graders see: {summary['outputs_shown'][rerun]} {rerun}." in (output / "summary.md").read_text()
     assert (output / "score_distribution.png").stat().st_size > 1000
     by_check = list(csv.DictReader(open(output / "grades_by_check.csv")))
     assert {row["grade_id"] for row in by_check} >= {"cnn_learns_mnist", "reflection_skip"}
