@@ -256,7 +256,7 @@ class SandboxedExecute(Execute):
                 cell.outputs = []
         rerun_because = None
         if not self.rerun:
-            shown, problem = self.submitted_outputs(nb, resources)
+            shown, problem = self.outputs_to_show(nb, resources)
             if shown or not self.rerun_when_no_outputs:
                 return self.show_submitted_outputs(nb, resources, shown, problem)
             rerun_because = problem or "the submission carried no outputs"
@@ -305,7 +305,7 @@ class SandboxedExecute(Execute):
             label_outputs(nb, RERUN_WITHOUT_OUTPUTS_LABEL)
         return nb, resources
 
-    def submitted_outputs(self, nb, resources) -> tuple[dict, str | None]:
+    def outputs_to_show(self, nb, resources) -> tuple[dict, str | None]:
         """The outputs the student submitted with each code cell of `nb` (test cells excepted:
         TrustedChecks writes theirs), sanitized, by cell index; and why none could be read, if so."""
         info = resources.get("nbgrader", {})
