@@ -50,8 +50,27 @@ NOTEBOOKS = {"session07_residual_cnn": "residual_cnn", "day13_vgg_resnet": "resn
 TRUSTED_SECTION = re.compile(r"\n# Trusted grading.*?(?=\n# zip_collect)", re.DOTALL)
 
 
-def class_answers(assignment: str, count: int) -> dict[str, dict[str, str]]:
-    """`count` students cycling through four honest submissions, each notebook made unique."""
+# --every-network-differs (Session 7): each student's ResidualCNN also drops out its input at a
+# rate of its own, a ten-thousandth per student, too little to change what it learns. No two
+# exported graphs are then the same, so the accuracy check, which trains identical networks once
+# for the class, trains once per student: the cost of a class whose networks all differ.
+OWN_DROPOUT = """
+
+class ResidualCNN(ResidualCNN):
+    \"\"\"The same network, with dropout of this student's own rate on its input.\"\"\"
+
+    def forward(self, x):
+        return super().forward(F.dropout(x, p={rate}, training=self.training))
+"""
+
+OWN_DROPOUT_START = OWN_DROPOUT[:OWN_DROPOUT.index(":")]
+
+
+def class_answers(assignment: str, count: int, every_network_differs: bool = False) -> dict[str, dict[str, str]]:
+    """`count` students cycling through four honest submissions, each notebook made unique (and
+    with `every_network_differs`, each network: OWN_DROPOUT)."""
+    if every_network_differs and assignment != "session07_residual_cnn":
+        raise SystemExit("--every-network-differs is written for session07_residual_cnn only")
     solution = solution_answers(assignment, NOTEBOOKS[assignment])
     if assignment == "session07_residual_cnn":
         variants = [
@@ -65,8 +84,12 @@ def class_answers(assignment: str, count: int) -> dict[str, dict[str, str]]:
     else:
         variants = [solution, lesson_plan_day13.ANSWERS, day13_mutants.mutate(solution, "no_skip"),
                     day13_mutants.mutate(solution, "stride_on_conv2")]
-    return {f"student{i:02d}": {cell: f"# {i:02d}\n{code}" for cell, code in variants[i % len(variants)].items()}
-            for i in range(count)}
+    students = {f"student{i:02d}": {cell: f"# {i:02d}\n{code}" for cell, code in variants[i % len(variants)].items()}
+                for i in range(count)}
+    if every_network_differs:
+        for i, cells in enumerate(students.values()):
+            cells["residual_cnn"] += OWN_DROPOUT.format(rate=(i + 1) / 10_000)
+    return students
 
 
 def environment() -> dict:
@@ -131,9 +154,11 @@ def pipeline(root: Path, assignment: str, answers: dict, workers: int,
     for student, cells in answers.items():
         notebook = fill_answers(release, cells)
         if outputs_as_submitted:
-            variant = json.dumps({cell: code.split("\n", 1)[1] for cell, code in cells.items()}, sort_keys=True)
+            # One run per variant, without OWN_DROPOUT (whose rate changes no output a grader reads).
+            base = {cell: code.split("\n", 1)[1].split(OWN_DROPOUT_START)[0] for cell, code in cells.items()}
+            variant = json.dumps(base, sort_keys=True)
             if variant not in executed:
-                executed[variant] = run_as_a_student(fill_answers(release, cells), course)
+                executed[variant] = run_as_a_student(fill_answers(release, base), course)
             ran = {c.metadata.nbgrader["grade_id"]: c for c in executed[variant].cells if c.cell_type == "code"}
             for cell in notebook.cells:
                 if cell.cell_type == "code":
@@ -170,10 +195,13 @@ def main() -> None:
     parser.add_argument("--outputs", nargs="+", choices=OUTPUT_MODES, default=["as-submitted"],
                         help="what graders see, one pipeline run per mode and worker count: 'as-submitted' "
                              "(the default, c.SandboxedExecute.rerun = False) or 'rerun' (rerun = True)")
+    parser.add_argument("--every-network-differs", action="store_true",
+                        help="Session 7: give each student's network a dropout rate of its own, so that no "
+                             "accuracy training is shared (OWN_DROPOUT)")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/grading_<assignment>.md")
     args = parser.parse_args()
     output = args.output or REPO / "benchmarks" / "results" / f"grading_{args.assignment}.md"
-    answers = class_answers(args.assignment, args.students)
+    answers = class_answers(args.assignment, args.students, args.every_network_differs)
     root = Path(tempfile.mkdtemp(prefix="grading-benchmark-"))
     results, plain_scores, plain, timings = {}, None, None, {}
     if not args.no_plain:
@@ -193,6 +221,7 @@ def main() -> None:
     command = " ".join(["python benchmarks/grading_benchmark.py", f"--assignment {args.assignment}",
                         f"--students {args.students}", f"--workers {' '.join(map(str, args.workers))}",
                         *(["--no-plain"] if args.no_plain else []),
+                        *(["--every-network-differs"] if args.every_network_differs else []),
                         *([f"--outputs {' '.join(args.outputs)}"] if args.outputs != ["as-submitted"] else [])])
     lines = [f"# Grading benchmark: {args.assignment} ({date.today()})", "",
              f"{args.students} completed submissions, graded on one machine in one run (`{command}`): "

@@ -222,7 +222,7 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None)  # the C library this Python runs on
-        # Older glibc refuses an mmap threshold above 32 MB (half its largest heap): then 32 MB.
+        # A glibc that refuses so high an mmap threshold gets 32 MB, as high as its own moving one goes.
         kept = libc.mallopt(_M_MMAP_THRESHOLD, KEEP_BLOCKS_BELOW) or libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
         return bool(kept and libc.mallopt(_M_TRIM_THRESHOLD, KEEP_FREED))
     except (AttributeError, OSError):  # no mallopt to call
