@@ -9,6 +9,8 @@ Settings from the environment:
                          (the system users' own passwords: c.JupyterHub.authenticator_class =
                          "pam") or your institution's login (OAuthenticator, LTI); the rest of
                          this file stays as it is.
+  DEEPNETS_DATA_ROOT, DEEPNETS_OFFLINE, DEEPNETS_BUDGET, DEEPNETS_MALLOC
+                         passed on to every user's server (README)
 """
 
 import json
@@ -51,6 +53,7 @@ c.Spawner.http_timeout = 120
 c.Spawner.environment = {
     "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
     "DEEPNETS_EXCHANGE": users["exchange"],   # nbgrader_config.py of the course reads it
-    **{name: os.environ[name] for name in ("DEEPNETS_DATA_ROOT", "DEEPNETS_OFFLINE", "DEEPNETS_BUDGET")
+    **{name: os.environ[name] for name in ("DEEPNETS_DATA_ROOT", "DEEPNETS_OFFLINE", "DEEPNETS_BUDGET",
+                                           "DEEPNETS_MALLOC")
        if name in os.environ},
 }
