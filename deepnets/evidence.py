@@ -33,6 +33,10 @@ RECORD_VARIABLE = "DEEPNETS_RECORD"
 RECORDS = Path(__file__).resolve().parent / "records"
 # Below this two-sided p-value the notebooks call a difference more than test-set noise.
 SIGNIFICANCE = 0.05
+# A model at or below this test accuracy (%) has not learned the task (chance is 10% for ten
+# digits): the notebooks call a run that stays there a failure, and a verdict between two such
+# models says so, since which of two failures guesses a little better says nothing about training.
+LEARNED_ABOVE = 50.0
 
 
 # ----------------------------------------------------------------------------- paired comparison
@@ -85,6 +89,9 @@ class PairedComparison:
         else:
             lines.append(f"p >= {SIGNIFICANCE}: at this budget the two cannot be told apart from the test "
                          f"set's own noise; this run does not show either model to be better.")
+        if max(self.accuracies) <= LEARNED_ABOVE:
+            lines.append(f"Both are at or below {LEARNED_ABOVE:.0f}% (chance is 10%): neither learned here, so "
+                         f"this difference says nothing about which one trains better.")
         return "\n".join(lines)
 
 

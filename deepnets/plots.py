@@ -66,7 +66,11 @@ def plot_training_curves(histories: dict[str, History], title: str = "Training c
     one-epoch run draws a curve. With `train_accuracy`, the accuracy plot also shows each
     model's training accuracy per step (moving average, dashed).
     """
-    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(12, 4))
+    # The runs are named once, below both panels: a legend inside a panel hid the end of a curve
+    # (the BatchNorm experiment's six runs fill the accuracy panel).
+    legend_rows = -(-len(histories) // LEGEND_COLUMNS)
+    legend_inches = LEGEND_ROW_INCHES * legend_rows
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(12, 4 + legend_inches))
     for name, history in histories.items():
         steps = np.arange(1, len(history.step_loss) + 1)
         window = max(1, len(steps) // 25)
@@ -82,14 +86,18 @@ def plot_training_curves(histories: dict[str, History], title: str = "Training c
                       title="Accuracy during training" if train_accuracy else "Test accuracy during training")
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
-    loss_axis.legend()
-    if train_accuracy:  # the colours are named on the left; here, what each line style means
+    handles, labels = loss_axis.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), LEGEND_COLUMNS), frameon=False)
+    if train_accuracy:  # what each line style means
         accuracy_axis.legend(handles=[
             Line2D([], [], color="grey", linestyle="--", label="training (moving average)"),
             Line2D([], [], color="grey", marker="o", label="test (eval mode)")])
-    else:
-        accuracy_axis.legend()
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, legend_inches / figure.get_figheight(), 1, 1))
     return figure
+
+
+# The shared legend of plot_training_curves: runs per row, and the height each row adds.
+LEGEND_COLUMNS = 3
+LEGEND_ROW_INCHES = 0.3

@@ -32,7 +32,7 @@
 # deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
 from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
 from deepnets.data import SAMPLE_SOURCE
-from deepnets.evidence import correct_answers, paired_comparison, remember
+from deepnets.evidence import LEARNED_ABOVE, correct_answers, paired_comparison, remember
 from deepnets.gradients import gradient_norms, plot_gradient_norms
 from deepnets.live import LiveCurves
 from deepnets.plots import plot_training_curves
@@ -156,7 +156,7 @@ for name, history in seed_histories.items():
     print(f"{name:<12} {count_parameters(seed_models[name]):>10,} {history.final_test_accuracy:>15.1f}% "
           f"{train_mode:>12.1f}% {history.epoch_loss[-1]:>16.3f}")
 plain_accuracy = seed_histories["DeepCNN(6)"].final_test_accuracy
-if plain_accuracy > 50:
+if plain_accuracy > LEARNED_ABOVE:
     print(f"\nThe 6-layer plain CNN learns ({plain_accuracy:.1f}% where guessing gets 10%): with ReLU "
           "and Adam, six layers are not deep enough for vanishing gradients to stop training.")
 else:

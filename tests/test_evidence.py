@@ -52,6 +52,18 @@ def test_paired_comparison_finds_a_consistent_small_gain():
     assert comparison.significant and "b is more accurate" in comparison.verdict()
 
 
+@pytest.mark.parametrize("better_correct, says_neither_learned", [(130, True), (500, True), (501, False)])
+def test_a_verdict_between_two_models_that_did_not_learn_says_so(better_correct, says_neither_learned):
+    # As the BatchNorm experiment at learning rate 0.1 printed: 10.25% against 13.15%, "significant".
+    first = torch.zeros(1000, dtype=torch.bool)
+    first[:100] = True
+    second = torch.zeros(1000, dtype=torch.bool)
+    second[:better_correct] = True
+    comparison = paired_comparison(first, second, ("a", "b"))
+    assert comparison.significant and "b is more accurate" in comparison.verdict()
+    assert ("neither learned" in comparison.verdict()) == says_neither_learned
+
+
 def test_paired_comparison_needs_the_same_images():
     with pytest.raises(ValueError, match="same test images"):
         paired_comparison(torch.ones(5, dtype=torch.bool), torch.ones(6, dtype=torch.bool))

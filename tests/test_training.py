@@ -352,6 +352,9 @@ def test_smooth_and_plot(sample):
     history = fit(TinyCNN(), sample.subset(100, 50), epochs=2, device="cpu", progress=False)
     figure = plot_training_curves({"a": history, "b": history})
     assert [len(axis.lines) for axis in figure.axes] == [2, 2]
+    # Each run named once, below the panels, where no legend can hide a curve's end.
+    assert [[text.get_text() for text in legend.get_texts()] for legend in figure.legends] == [["a", "b"]]
+    assert [axis.get_legend() for axis in figure.axes] == [None, None]
 
 
 def test_on_step_sees_every_step_and_batched_syncs_keep_the_history(sample, monkeypatch):

@@ -44,7 +44,7 @@
 # %% nbgrader={"grade_id": "setup", "locked": true}
 # deepnets first: it tunes PyTorch's CPU threads for a shared machine before torch loads.
 from deepnets import count_parameters, fit, load_mnist, pick_budget, pick_device, set_seed
-from deepnets.evidence import compare_on_same_images, correct_answers
+from deepnets.evidence import LEARNED_ABOVE, compare_on_same_images, correct_answers
 from deepnets.plots import plot_training_curves
 
 import torch
@@ -263,10 +263,10 @@ for lr in budget.batchnorm_lrs:
 
 print()
 for name in ("without BN", "with BN"):
-    learned = [f"{lr:g}" for lr in budget.batchnorm_lrs if accuracy[name, lr] > 50]
-    failed = [f"{lr:g}" for lr in budget.batchnorm_lrs if accuracy[name, lr] <= 50]
-    print(f"{name}: above 50% test accuracy at learning rate(s) {', '.join(learned) or 'none'}; "
-          f"at or below 50% (chance is 10%) at {', '.join(failed) or 'none'}.")
+    learned = [f"{lr:g}" for lr in budget.batchnorm_lrs if accuracy[name, lr] > LEARNED_ABOVE]
+    failed = [f"{lr:g}" for lr in budget.batchnorm_lrs if accuracy[name, lr] <= LEARNED_ABOVE]
+    print(f"{name}: above {LEARNED_ABOVE:.0f}% test accuracy at learning rate(s) {', '.join(learned) or 'none'}; "
+          f"at or below {LEARNED_ABOVE:.0f}% (chance is 10%) at {', '.join(failed) or 'none'}.")
 plot_training_curves(bn_histories, title=f"BaselineCNN with and without BatchNorm ({budget.name} budget)");
 
 # %% [markdown] nbgrader={"grade_id": "part_a_task", "locked": true}
