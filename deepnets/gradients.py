@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnets.plots import log_scale
 from deepnets.training import measured_as_is
 
 WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
@@ -104,7 +105,8 @@ def plot_gradient_norms(norms_by_model: dict[str, dict[str, float]], title: str 
     step = label_every or max(1, len(order) // 20)
     axis.set_xticks(range(0, len(order), step))
     axis.set_xticklabels(order[::step], rotation=60, ha="right", fontsize=8)
-    axis.set(yscale="log", xlabel="layer (input → output)", ylabel="‖∂loss/∂weight‖", title=title)
+    axis.set(xlabel="layer (input → output)", ylabel="‖∂loss/∂weight‖", title=title)
+    log_scale(axis)  # ticks read 2, 4, 6, 10, not 2×10^0
     axis.grid(alpha=0.3, which="both")
     axis.legend()
     axis.figure.tight_layout()

@@ -2,6 +2,7 @@
 
 import pytest
 
+from deepnets.gradients import plot_gradient_norms
 from deepnets.live import LiveCurves
 from deepnets.plots import plot_training_curves
 from deepnets.training import History
@@ -42,25 +43,29 @@ def test_unknown_panel_is_a_clear_error():
         LiveCurves(panels=["plain"]).track("x", panel="deep")
 
 
-def drawn_loss_axis(figure_kind, losses):
-    """The training-loss axis of a live figure or of plot_training_curves' figure, drawn."""
+def drawn_log_axis(figure_kind, values):
+    """The log axis of a live figure's or plot_training_curves' training loss, or of
+    plot_gradient_norms' norms, drawn with `values`."""
     if figure_kind == "live":
         with LiveCurves(every_seconds=0) as live:
-            live.track("run")(len(losses), history_of(losses))
+            live.track("run")(len(values), history_of(values))
         figure, axis = live.figure, live.axes["training loss"]
+    elif figure_kind == "after training":
+        figure = plot_training_curves({"run": history_of(values)})
+        axis = figure.axes[0]
     else:
-        figure = plot_training_curves({"run": history_of(losses)})
+        figure = plot_gradient_norms({"run": {f"layer{i}": value for i, value in enumerate(values)}})
         axis = figure.axes[0]
     figure.canvas.draw()
     return axis
 
 
-@pytest.mark.parametrize("figure_kind", ["live", "after training"])
-@pytest.mark.parametrize("losses", [[2.31, 2.30, 2.29, 2.28, 2.27], [2.3, 1.0, 0.3, 0.05]])
-def test_loss_axis_tick_labels_are_distinct_plain_numbers(figure_kind, losses):
-    """A narrow log axis (a run stuck near ln 10) once labelled every tick "2.3", and the figure
-    drawn after training labelled it "2.3×10^0"."""
-    axis = drawn_loss_axis(figure_kind, losses)
+@pytest.mark.parametrize("figure_kind", ["live", "after training", "gradient norms"])
+@pytest.mark.parametrize("values", [[2.31, 2.30, 2.29, 2.28, 2.27], [2.3, 1.0, 0.3, 0.05]])
+def test_log_axis_tick_labels_are_distinct_plain_numbers(figure_kind, values):
+    """A narrow log axis (a run stuck near ln 10) once labelled every tick "2.3", and the figures
+    drawn after training (losses, gradient norms) labelled it "2.3×10^0"."""
+    axis = drawn_log_axis(figure_kind, values)
     bottom, top = axis.get_ylim()
     labels = [tick.get_text() for ticks in (axis.yaxis.get_major_ticks(), axis.yaxis.get_minor_ticks())
               for tick in [t.label1 for t in ticks]
