@@ -7,9 +7,9 @@ student's exported ResidualCNN, rebuilt with the grader's weights, under the gra
 (autograder/policy.py: controlled_accuracy) and asserts a minimum test accuracy. This script
 runs that same path, export and rebuild included, for two correct implementations (the course's
 solution and the lesson plan's own answer), a broken one (a forward that ignores the bottom half
-of each image), and two that are wrong in ways other checks catch (no ReLU anywhere, no BatchNorm
-anywhere), whose results are recorded but not required either way, one seed per run (the rebuilt model's weights, the data order, and
-the grader's digits, which grading draws from GRADER_SECRET: so the threshold is proven over
+of each image), and two that are wrong in ways other checks catch (no ReLU anywhere, no
+BatchNorm anywhere; recorded, not required to pass or fail), one seed per run (the rebuilt
+model's weights, the data order, and the grader's digits, which grading draws from GRADER_SECRET: so the threshold is proven over
 secrets too), and writes autograder/calibration/session07_residual_cnn.{json,md}.
 The threshold is the one on record unless --threshold sets a new one.
 """
@@ -57,16 +57,21 @@ def define(answers: dict[str, str]) -> dict:
     return namespace
 
 
+def edited(answers: dict[str, str], old: str, new: str) -> dict[str, str]:
+    """The answer cells with every `old` in their code replaced by `new` (in the ResidualBlock's
+    cell at least, so that a solution written another way cannot leave a variant unchanged)."""
+    assert old in answers["residual_block"], f"the solution's ResidualBlock has no {old!r} to replace"
+    return {grade_id: code.replace(old, new) for grade_id, code in answers.items()}
+
+
 def model_factories() -> dict[str, tuple[bool | None, object]]:
     """name -> (should pass: True, False, or None for either, a function that builds the model)."""
     answers = build_course.solution_cells(LESSON)
     solution = define(answers)
     lesson_plan = define(lesson_plan_session07.ANSWERS)
     reference = solution["ResidualCNN"]
-    # The solution with every ReLU, or every BatchNorm, taken out of its source.
-    no_relu = define({grade_id: code.replace("F.relu(", "(") for grade_id, code in answers.items()})
-    no_batchnorm = define({grade_id: code.replace("nn.BatchNorm2d(", "(lambda *_: nn.Identity())(")
-                           for grade_id, code in answers.items()})
+    no_relu = define(edited(answers, "F.relu(", "("))
+    no_batchnorm = define(edited(answers, "nn.BatchNorm2d(", "(lambda *_: nn.Identity())("))
 
     class IgnoresBottomHalf(reference):
         """Broken: the forward pass blanks out the bottom half of every image."""

@@ -77,7 +77,11 @@ OPERATIONS = {
     "aten.avg_pool2d.default": aten.avg_pool2d.default,
     "aten.adaptive_avg_pool2d.default": aten.adaptive_avg_pool2d.default,
     "aten.mean.dim": aten.mean.dim,
-    "aten.view.default": aten.view.default,
+    # A view runs as reshape: the same tensor wherever a view is possible (reshape then returns
+    # that view), and it also takes channels-last input, in which the grader trains 1.2x faster
+    # (autograder/policy.py); a student's `x.view(N, -1)` would otherwise keep the grader's
+    # training of that network in the slower layout.
+    "aten.view.default": aten.reshape.default,
     "aten.reshape.default": aten.reshape.default,
     "aten.flatten.using_ints": aten.flatten.using_ints,
     "aten.squeeze.dims": aten.squeeze.dims,

@@ -45,6 +45,26 @@ def test_a_rebuilt_model_computes_what_the_module_computes_in_both_modes(lesson_
         assert torch.allclose(ours, theirs)   # BatchNorm's running statistics moved alike
 
 
+def test_a_view_based_model_trains_in_channels_last_and_computes_the_same(lesson_plan):
+    """The lesson plan's ResidualCNN flattens with x.view(N, -1), which channels-last input
+    refuses; rebuilt, its view runs as reshape, so the grader trains it in the faster layout, and
+    it computes the same there as the module does in the default one."""
+    from deepnets.training import runs_channels_last
+
+    module = lesson_plan["ResidualCNN"]()
+    assert not runs_channels_last(module), "the lesson plan's ResidualCNN no longer uses view"
+    model = GraphModel.from_bytes(export_model(module, torch.randn(2, 1, 28, 28)), seed=3)
+    assert any(node.op == "aten.view.default" for node in model.graphs["train"][0])
+    assert runs_channels_last(model)
+    copy_weights_into(module, model)
+    x = torch.randn(3, 1, 28, 28)
+    channels_last = model.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = module.eval()(x)
+        assert torch.allclose(channels_last.eval()(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-5)
+        assert torch.allclose(model.to(memory_format=torch.contiguous_format)(x), expected, atol=1e-5)
+
+
 def test_weights_never_come_from_the_student(lesson_plan):
     module = lesson_plan["ResidualBlock"](4)
     with torch.no_grad():
