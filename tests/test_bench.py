@@ -31,7 +31,10 @@ def test_a_recipe_trains_and_reports(roots, recipe):
     assert [t["images"] for t in result["tests"]] == [64, 128]
     assert result["seconds_to_target"] == result["tests"][0]["seconds"] > 0
     assert len(result["epoch_seconds"]) == 1 and result["images"] == 128
-    assert result["peak_memory_mb"] >= result["baseline_memory_mb"] > 0
+    # The peak (getrusage) and the baseline (/proc's VmRSS) read the kernel's per-CPU RSS
+    # counters, which lag by up to a few hundred kB each: a peak 0.1 MB under the baseline
+    # was seen once (5 December 2026), so the two are compared within 1 MB.
+    assert result["peak_memory_mb"] >= result["baseline_memory_mb"] - 1 > 0
 
 
 def test_report_has_the_ratios():
