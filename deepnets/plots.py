@@ -10,6 +10,10 @@ import numpy as np
 from deepnets.training import History
 
 
+# A log axis spanning this many decades or more labels its powers of ten only.
+LABEL_2S_AND_5S_BELOW_DECADES = 3
+
+
 class DistinctLabels(Formatter):
     """Tick labels with as few significant digits as keep them apart: 0.5 (not 5 x 10^-1), and
     2.26, 2.28, 2.3 on a narrow log axis where two digits would print "2.3" for every tick."""
@@ -23,15 +27,19 @@ class DistinctLabels(Formatter):
             labels = [f"{value:.{self.digits}g}" for value in values]
             if len(set(labels)) == len(labels):
                 break
-        if self.minor and self._spans_a_decade():
+        decades = self._decades()
+        if self.minor and decades >= 1:
             # The powers of ten are labelled already: of the minor ticks keep 2s and 5s only, or
-            # 0.06, 0.07, 0.08 and 0.09 run into each other and into 0.1.
-            labels = [label if _leading_digit(value) in (2, 5) else "" for label, value in zip(labels, values)]
+            # 0.06, 0.07, 0.08 and 0.09 run into each other and into 0.1; over many decades none
+            # (VGG's gradient norms at initialisation span 9, and their 2s and 5s ran together).
+            kept = (2, 5) if decades < LABEL_2S_AND_5S_BELOW_DECADES else ()
+            labels = [label if _leading_digit(value) in kept else "" for label, value in zip(labels, values)]
         return labels
 
-    def _spans_a_decade(self) -> bool:
+    def _decades(self) -> float:
+        """How many powers of ten the axis spans (0 when it has no positive view)."""
         low, high = self.axis.get_view_interval() if self.axis is not None else (0, 0)
-        return low > 0 and high / low >= 10
+        return float(np.log10(high / low)) if low > 0 and high > low else 0.0
 
     def __call__(self, value, position=None):
         return f"{value:.{self.digits}g}"

@@ -86,3 +86,15 @@ def test_a_wide_loss_axis_labels_the_decades_and_only_the_2s_and_5s_between():
     minor = [tick.label1.get_text() for tick in axis.yaxis.get_minor_ticks()
              if tick.label1.get_text() and bottom <= tick.get_loc() <= top]
     assert minor and set(minor) <= {"0.05", "0.2", "0.5", "2"}, minor
+
+
+def test_an_axis_over_many_decades_labels_only_the_powers_of_ten():
+    """VGG's gradient norms at initialisation span 9 decades: their 2s and 5s ran together."""
+    axis = drawn_log_axis("gradient norms", [10 ** -exponent for exponent in range(8)] + [5.0])
+    bottom, top = axis.get_ylim()
+    minor = [tick.label1.get_text() for tick in axis.yaxis.get_minor_ticks()
+             if tick.label1.get_text() and bottom <= tick.get_loc() <= top]
+    major = [tick.label1.get_text() for tick in axis.yaxis.get_major_ticks()
+             if tick.label1.get_text() and bottom <= tick.get_loc() <= top]
+    assert not minor, minor
+    assert len(major) >= 4, major
