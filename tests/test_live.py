@@ -60,16 +60,21 @@ def drawn_log_axis(figure_kind, values):
     return axis
 
 
+def labels_in_view(axis, which: str) -> list[str]:
+    """The non-empty labels of the y axis's `which` ("major" or "minor") ticks inside its view."""
+    bottom, top = axis.get_ylim()
+    ticks = axis.yaxis.get_major_ticks() if which == "major" else axis.yaxis.get_minor_ticks()
+    return [tick.label1.get_text() for tick in ticks
+            if tick.label1.get_text() and bottom <= tick.get_loc() <= top]
+
+
 @pytest.mark.parametrize("figure_kind", ["live", "after training", "gradient norms"])
 @pytest.mark.parametrize("values", [[2.31, 2.30, 2.29, 2.28, 2.27], [2.3, 1.0, 0.3, 0.05]])
 def test_log_axis_tick_labels_are_distinct_plain_numbers(figure_kind, values):
     """A narrow log axis (a run stuck near ln 10) once labelled every tick "2.3", and the figures
     drawn after training (losses, gradient norms) labelled it "2.3×10^0"."""
     axis = drawn_log_axis(figure_kind, values)
-    bottom, top = axis.get_ylim()
-    labels = [tick.get_text() for ticks in (axis.yaxis.get_major_ticks(), axis.yaxis.get_minor_ticks())
-              for tick in [t.label1 for t in ticks]
-              if tick.get_text() and bottom <= tick.get_position()[1] <= top]
+    labels = labels_in_view(axis, "major") + labels_in_view(axis, "minor")
     assert len(labels) >= 2, "too few labelled ticks to read the axis"
     assert len(set(labels)) == len(labels), f"repeated tick labels: {labels}"
     assert all(label.replace(".", "").isdigit() for label in labels), f"not plain numbers: {labels}"
@@ -82,19 +87,13 @@ def test_a_wide_loss_axis_labels_the_decades_and_only_the_2s_and_5s_between():
         live.track("run")(len(losses), history_of(losses))
     axis = live.axes["training loss"]
     live.figure.canvas.draw()
-    bottom, top = axis.get_ylim()
-    minor = [tick.label1.get_text() for tick in axis.yaxis.get_minor_ticks()
-             if tick.label1.get_text() and bottom <= tick.get_loc() <= top]
+    minor = labels_in_view(axis, "minor")
     assert minor and set(minor) <= {"0.05", "0.2", "0.5", "2"}, minor
 
 
 def test_an_axis_over_many_decades_labels_only_the_powers_of_ten():
     """VGG's gradient norms at initialisation span 9 decades: their 2s and 5s ran together."""
     axis = drawn_log_axis("gradient norms", [10 ** -exponent for exponent in range(8)] + [5.0])
-    bottom, top = axis.get_ylim()
-    minor = [tick.label1.get_text() for tick in axis.yaxis.get_minor_ticks()
-             if tick.label1.get_text() and bottom <= tick.get_loc() <= top]
-    major = [tick.label1.get_text() for tick in axis.yaxis.get_major_ticks()
-             if tick.label1.get_text() and bottom <= tick.get_loc() <= top]
+    minor, major = labels_in_view(axis, "minor"), labels_in_view(axis, "major")
     assert not minor, minor
     assert len(major) >= 4, major
