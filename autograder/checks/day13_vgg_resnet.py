@@ -51,8 +51,8 @@ STAGE_SHAPES = [(64, 32), (128, 16), (256, 8), (512, 4)]  # channels and size of
 # The networks' example input, and the batch on which the parameter-count and blocks-per-stage
 # checks measure what the output depends on (which layers and skip connections carry influence,
 # autograder/graphs.py): one forward pass per layer or skip, so the batch sets the cost. With 4
-# images, as before 5 December 2026, the two DeepResNet checks took 1.6-1.8 s each; with 2, 0.9-1.0 s
-# (the solution, one thread), and the same layers and skips count.
+# images, as before 5 December 2026, the two DeepResNet checks took 1.6-1.8 s each on the solution
+# (one thread); with 2, 0.9-1.0 s, and the same layers and skips counted.
 STAGE_INPUT = (2, 1, 32, 32)
 
 # Cases: ResidualBlock(in, out, stride) is exported once per configuration and shared between
